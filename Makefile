@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PG_URL ?= postgresql+psycopg://127.0.0.1:5432/test
+TEST_PG_URL := $(if $(DATABASE_URL),$(DATABASE_URL),$(PG_URL))
+
+.PHONY: run test lint check-postgres openapi clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## Set up and serve the API with gunicorn on $HOST:$PORT (default 127.0.0.1:8000).
+run: $(VENV)/.runtime
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py
+
+## Set up and run every check: lint, bandit, unit + HTTP tests on SQLite and PostgreSQL, coverage.
+test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/bandit -q -r api security -ll
+	rm -f .coverage
+	$(PY) -m pytest --cov --cov-report= -p no:cacheprovider
+	TEST_DATABASE_URL=$(TEST_PG_URL) $(PY) -m pytest --cov --cov-append --cov-report= -p no:cacheprovider
+	$(PY) -m coverage report
+
+## Rewrite openapi.yaml from the app (a test fails when they differ).
+openapi: $(VENV)/.runtime
+	JWT_SECRET_KEY=openapi-generation-only-secret-0123456789 DATABASE_URL=sqlite:// \
+		$(VENV)/bin/flask --app wsgi openapi write --format=yaml openapi.yaml
+
+clean:
+	rm -rf $(VENV) .coverage htmlcov .pytest_cache

@@ -1,0 +1,88 @@
+"""Resistance API: the application factory and its register_* steps."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response
+
+from api import database, logs
+from api.config import STATIC_SETTINGS, load_settings
+from api.extensions import migrate
+from api.openapi import ProblemApi, ProblemResponsesPlugin, register_security_scheme, spec_options
+from api.problems import ProblemError, problem_response
+from security.passwords import Passwords
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("resistance")
+
+
+def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
+    """Build an app from environment-style settings (validated) plus fixed config overrides."""
+    app = Flask(__name__, static_folder=None, instance_path=str(ROOT / "instance"))
+    app.config.update(STATIC_SETTINGS)
+    app.config.update(load_settings(os.environ if environ is None else environ, app.instance_path))
+    app.config["API_SPEC_OPTIONS"] = spec_options()
+    app.config.update(overrides)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the schema's field order
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Logging, database, migrations, the smorest Api, passwords and the security layer."""
+    import security
+    from api.accounts.services import load_active
+    from api.extensions import db
+
+    logs.init_app(app)
+    database.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponsesPlugin()]})
+    register_security_scheme(api)
+    app.extensions["passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
+    security.init_app(app, lambda sub, claims: load_active(sub, claims.get("gen")))
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every resource, from one list."""
+    from api.accounts.routes import blp as accounts
+    from api.auth.routes import blp as auth
+    from api.docs.routes import bp as docs
+    from api.infections.routes import blp as infections
+    from api.ops.routes import bp as ops
+    from api.reports.routes import blp as reports
+    from api.survivors.routes import blp as survivors
+
+    api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    for blueprint in (auth, accounts, survivors, infections, reports):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(ops)
+    app.register_blueprint(docs)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Expected failures from services, and anything unexpected, as problem+json."""
+
+    @app.errorhandler(ProblemError)
+    def _problem(error: ProblemError) -> Response:
+        return problem_response(error.status, error.detail, errors=error.errors, headers=error.headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error", exc_info=error)
+        return problem_response(500)
+
+
+def register_commands(app: Flask) -> None:
+    """`flask accounts create …` (and `flask db …` from Flask-Migrate)."""
+    from api.cli import accounts_cli
+
+    app.cli.add_command(accounts_cli)

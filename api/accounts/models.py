@@ -1,0 +1,37 @@
+"""Accounts: who may sign in, with which role."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Boolean, Enum, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.database import Timestamps, UUIDPrimaryKey
+from api.extensions import db
+
+
+class Role(enum.StrEnum):
+    """admin: everything; survivor: acts as its own profile; observer: reads only."""
+
+    ADMIN = "admin"
+    SURVIVOR = "survivor"
+    OBSERVER = "observer"
+
+
+class Account(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-defined,misc]
+    """A login. username_key is the lower-cased name that uniqueness and login match on."""
+
+    __tablename__ = "accounts"
+
+    username: Mapped[str] = mapped_column(String(32), nullable=False)
+    username_key: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, name="account_role", values_callable=lambda roles: [r.value for r in roles]),
+        nullable=False,
+    )
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Bumped on disable: tokens carry the generation they were issued under, so every token
+    # issued before a disable stays dead even after the account is enabled again.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, nullable=False)

@@ -1,0 +1,75 @@
+"""Account schemas: what clients send and what they get back (never a hash)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from api.accounts.models import Role
+from api.schemas import BaseSchema, PageQuerySchema, UTCDateTimeField, page_schema, uuid_field
+from security.passwords import MAX_LENGTH, MIN_LENGTH
+
+USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,32}$"
+ROLES = [role.value for role in Role]
+
+
+def username_field() -> ma.fields.String:
+    """3-32 characters of A-Z a-z 0-9 . _ -"""
+    return ma.fields.String(
+        required=True,
+        validate=validate.Regexp(USERNAME_PATTERN, error="Use 3-32 characters of A-Z a-z 0-9 . _ -"),
+        metadata={"minLength": 3, "maxLength": 32, "pattern": USERNAME_PATTERN},
+    )
+
+
+def password_field() -> ma.fields.String:
+    """12-128 characters; the common-password rule runs in the service."""
+    return ma.fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(MIN_LENGTH, MAX_LENGTH),
+        metadata={"format": "password", "minLength": MIN_LENGTH, "maxLength": MAX_LENGTH},
+    )
+
+
+class RegisterSchema(BaseSchema):
+    """Self-registration: always a survivor account."""
+
+    username = username_field()
+    password = password_field()
+
+
+class AccountCreateSchema(RegisterSchema):
+    """An admin creates an account with any role."""
+
+    role = ma.fields.String(required=True, validate=validate.OneOf(ROLES), metadata={"enum": ROLES})
+
+
+class AccountUpdateSchema(BaseSchema):
+    """Role change and disable/enable."""
+
+    role = ma.fields.String(validate=validate.OneOf(ROLES), metadata={"enum": ROLES})
+    disabled = ma.fields.Boolean(truthy={True}, falsy={False})
+
+
+class AccountSchema(BaseSchema):
+    """An account as clients see it."""
+
+    id = uuid_field(dump_only=True)
+    username = ma.fields.String(metadata={"maxLength": 32, "pattern": USERNAME_PATTERN})
+    role = ma.fields.String(metadata={"enum": ROLES})
+    disabled = ma.fields.Boolean()
+    created_at = UTCDateTimeField()
+
+
+class RegisteredSchema(BaseSchema):
+    """The body of 201 from register: {"id","username","role","created_at"}."""
+
+    id = uuid_field(dump_only=True)
+    username = ma.fields.String(metadata={"maxLength": 32, "pattern": USERNAME_PATTERN})
+    role = ma.fields.String(metadata={"enum": ROLES})
+    created_at = UTCDateTimeField()
+
+
+AccountPageSchema = page_schema(AccountSchema, "AccountPage")
+AccountQuerySchema = PageQuerySchema

@@ -1,0 +1,1 @@
+"""Authentication: tokens in and out."""

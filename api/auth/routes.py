@@ -1,0 +1,76 @@
+"""/api/v1/auth: register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_jwt_extended import current_user, get_jwt
+from flask_smorest import Blueprint
+
+from api.accounts.models import Role
+from api.accounts.schemas import RegisteredSchema, RegisterSchema
+from api.accounts.services import create_account
+from api.auth import services
+from api.auth.schemas import LoginSchema, LogoutSchema, MeSchema, TokenPairSchema
+from api.problems import ProblemError
+from api.survivors.services import survivor_id_of
+from security.permissions import public, refresh_token_required
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
+
+
+@blp.route("/register")
+class Register(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(RegisterSchema)
+    @blp.response(201, RegisteredSchema)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Register a survivor account."""
+        if not current_app.config["ALLOW_REGISTRATION"]:
+            raise ProblemError(403, "Registration is closed on this server.")
+        return create_account(body["username"], body["password"], Role.SURVIVOR)
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(LoginSchema)
+    @blp.response(200, TokenPairSchema)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Exchange credentials for an access and a refresh token."""
+        return services.login(body["username"], body["password"])
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    @refresh_token_required
+    @blp.response(200, TokenPairSchema)
+    def post(self) -> Any:
+        """Exchange a refresh token for a new pair; the used refresh token is revoked."""
+        return services.rotate(current_user, get_jwt())
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @blp.arguments(LogoutSchema(partial=True), required=False)
+    @blp.response(204)
+    def post(self, body: dict[str, Any]) -> None:
+        """Revoke the access token used (and a refresh token, when given)."""
+        services.logout(current_user, get_jwt(), (body or {}).get("refresh_token"))
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @blp.response(200, MeSchema)
+    def get(self) -> Any:
+        """Describe the account the token belongs to."""
+        return {
+            "id": current_user.id,
+            "username": current_user.username,
+            "role": current_user.role,
+            "survivor_id": survivor_id_of(current_user.id),
+        }

@@ -1,0 +1,245 @@
+"""Configuration read from the environment, validated once at start so a bad value stops the start."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_ROBOT_CPU_URL = "https://robotstakeover20210903110417.azurewebsites.net/robotcpu"
+MIN_SECRET_BYTES = 32
+SECRET_FILE = "jwt-secret"
+_RATE_RE = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day|month|year)s?\s*$")
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9._-]{3,32}$")
+
+
+class ConfigError(Exception):
+    """Raised with one line per bad environment variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _int(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise ValueError(f"must be a whole number {bound}")
+        return value
+
+    return parse
+
+
+def _float(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"must be a number between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _rate(raw: str) -> str:
+    parts = [part for part in raw.split(";") if part.strip()]
+    if not parts or not all(_RATE_RE.match(part) for part in parts):
+        raise ValueError("must be a rate such as '600/minute'")
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError("is not a database URL") from None
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+    return raw
+
+
+def _redis_url(raw: str) -> str:
+    if not re.match(r"^rediss?://", raw):
+        raise ValueError("must be a redis:// or rediss:// URL")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise ValueError("must be an http:// or https:// URL")
+    return raw
+
+
+def _origins(raw: str) -> list[str]:
+    origins = [item.strip() for item in raw.split(",") if item.strip()]
+    for origin in origins:
+        if not re.match(r"^https?://[^\s/]+$", origin):
+            raise ValueError(f"has an origin that is not scheme://host[:port]: {origin!r}")
+    return origins
+
+
+def _username(raw: str) -> str:
+    if not _USERNAME_RE.match(raw):
+        raise ValueError("must be 3-32 characters of A-Z a-z 0-9 . _ -")
+    return raw
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+# name -> (parser, default as it would be written in the environment; None means unset)
+_VARIABLES: dict[str, tuple[Callable[[str], Any], str | None]] = {
+    "APP_ENV": (_choice("development", "production"), "development"),
+    "DATABASE_URL": (_database_url, None),
+    "REDIS_URL": (_redis_url, None),
+    "JWT_SECRET_KEY": (_text, None),
+    "JWT_ACCESS_TTL": (_int(30, 86400), "900"),
+    "JWT_REFRESH_TTL": (_int(60, 90 * 86400), str(7 * 86400)),
+    "ALLOW_REGISTRATION": (_bool, "true"),
+    "INFECTION_THRESHOLD": (_int(1, 1000), "3"),
+    "RATELIMIT_DEFAULT": (_rate, "600/minute"),
+    "RATELIMIT_AUTH": (_rate, "10/minute"),
+    "TRUSTED_PROXIES": (_int(0, 10), "0"),
+    "CORS_ORIGINS": (_origins, ""),
+    "ROBOT_CPU_URL": (_http_url, DEFAULT_ROBOT_CPU_URL),
+    "ROBOT_CPU_TIMEOUT": (_float(0.1, 60), "3"),
+    "ROBOT_CACHE_TTL": (_int(0, 86400 * 30), "300"),
+    "METRICS_TOKEN": (_text, None),
+    "HSTS_ENABLED": (_bool, "false"),
+    "HOST": (_text, "127.0.0.1"),
+    "PORT": (_int(1, 65535), "8000"),
+    "WEB_CONCURRENCY": (_int(1, 64), None),
+    "ADMIN_USERNAME": (_username, "admin"),
+    "ADMIN_PASSWORD": (_text, None),
+}
+
+
+def _secret_problem(secret: str) -> str | None:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"JWT_SECRET_KEY: must be at least {MIN_SECRET_BYTES} bytes"
+    if len(set(secret)) < 8:
+        return "JWT_SECRET_KEY: is too weak (too few distinct characters)"
+    return None
+
+
+def instance_secret(instance_path: str | os.PathLike[str]) -> str:
+    """Read, or create once with mode 0600, the development secret under instance/."""
+    path = Path(instance_path) / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Turn the environment into Flask config keys, or raise ConfigError naming each bad variable."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for name, (parse, default) in _VARIABLES.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            raw = default
+        if raw is None:
+            values[name] = None
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            reason = (
+                str(exc)
+                if not str(exc).startswith(("invalid literal", "could not"))
+                else ("must be a number")
+            )
+            problems.append(f"{name}: {reason} (got {raw!r})")
+
+    production = values.get("APP_ENV") == "production"
+    secret = values.get("JWT_SECRET_KEY")
+    if secret is None and not production:
+        secret = instance_secret(instance_path)
+    if secret is None:
+        problems.append("JWT_SECRET_KEY: is required in production (32 bytes or more)")
+    else:
+        problem = _secret_problem(secret)
+        if problem:
+            problems.append(problem)
+    if values.get("WEB_CONCURRENCY") is None:
+        values["WEB_CONCURRENCY"] = 2 if values.get("REDIS_URL") else 1
+    if production and values["WEB_CONCURRENCY"] > 1 and not values.get("REDIS_URL"):
+        problems.append(
+            "WEB_CONCURRENCY: production refuses more than one worker without REDIS_URL "
+            "(limits, caches and revocation would be per process)"
+        )
+    if problems:
+        raise ConfigError(problems)
+
+    database_url = values["DATABASE_URL"] or "sqlite:///" + str(Path(instance_path) / "resistance.db")
+    return {
+        "APP_ENV": values["APP_ENV"],
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": values["REDIS_URL"],
+        "JWT_SECRET_KEY": secret,
+        "JWT_ACCESS_TOKEN_EXPIRES": values["JWT_ACCESS_TTL"],
+        "JWT_REFRESH_TOKEN_EXPIRES": values["JWT_REFRESH_TTL"],
+        "ALLOW_REGISTRATION": values["ALLOW_REGISTRATION"],
+        "INFECTION_THRESHOLD": values["INFECTION_THRESHOLD"],
+        "RATELIMIT_DEFAULT": values["RATELIMIT_DEFAULT"],
+        "RATELIMIT_AUTH": values["RATELIMIT_AUTH"],
+        "TRUSTED_PROXIES": values["TRUSTED_PROXIES"],
+        "CORS_ORIGINS": values["CORS_ORIGINS"],
+        "ROBOT_CPU_URL": values["ROBOT_CPU_URL"],
+        "ROBOT_CPU_TIMEOUT": values["ROBOT_CPU_TIMEOUT"],
+        "ROBOT_CACHE_TTL": values["ROBOT_CACHE_TTL"],
+        "METRICS_TOKEN": values["METRICS_TOKEN"],
+        "HSTS_ENABLED": values["HSTS_ENABLED"],
+        "HOST": values["HOST"],
+        "PORT": values["PORT"],
+        "WEB_CONCURRENCY": values["WEB_CONCURRENCY"],
+        "ADMIN_USERNAME": values["ADMIN_USERNAME"],
+        "ADMIN_PASSWORD": values["ADMIN_PASSWORD"],
+    }
+
+
+# Fixed settings: not configurable, because changing them would weaken a guarantee.
+STATIC_SETTINGS: dict[str, Any] = {
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "JSON_SORT_KEYS": False,
+    "PROPAGATE_EXCEPTIONS": False,
+    "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "PASSWORD_HASH_PROFILE": "default",
+    "API_TITLE": "Resistance API",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+}

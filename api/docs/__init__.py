@@ -1,0 +1,1 @@
+"""The /docs page: Swagger UI from bundled static files, no CDN, works offline."""

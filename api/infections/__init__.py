@@ -1,0 +1,1 @@
+"""Infection reports: a survivor is flagged once enough distinct survivors report them."""

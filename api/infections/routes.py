@@ -1,0 +1,28 @@
+"""/api/v1/survivors/{id}/infection-reports."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_jwt_extended import current_user
+from flask_smorest import Blueprint
+
+from api.infections import services
+from api.infections.schemas import InfectionReportInSchema, InfectionReportSchema
+
+blp = Blueprint("infections", __name__, url_prefix="/api/v1/survivors", description="Infection reports.")
+
+
+@blp.route("/<uuid:survivor_id>/infection-reports")
+class InfectionReports(MethodView):
+    @blp.arguments(InfectionReportInSchema, required=False)
+    @blp.response(201, InfectionReportSchema)
+    @blp.alt_response(
+        200, schema=InfectionReportSchema, description="Already reported by this reporter: counted once."
+    )
+    def post(self, body: dict[str, Any], survivor_id: uuid.UUID) -> Any:
+        """Report a survivor as infected (survivors as themselves; admins name the reporter)."""
+        result, counted = services.report(current_user, survivor_id, body or {})
+        return result, 201 if counted else 200

@@ -1,0 +1,79 @@
+"""One JSON object a line on stdout: request lines and audit events, never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_SECRET_WORDS = ("password", "token", "authorization", "secret")
+
+
+class JSONFormatter(logging.Formatter):
+    """Render a record and its extra fields as one JSON line; drops anything that looks secret."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if has_request_context():
+            entry["request_id"] = g.get("request_id")
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not any(word in key.lower() for word in _SECRET_WORDS):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        return json.dumps(entry, default=str)
+
+
+def configure_logging() -> None:
+    """Send the app's loggers to stdout as JSON lines (idempotent)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JSONFormatter())
+    for name in ("resistance", "resistance.audit", "resistance.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler] if name == "resistance" else []
+        logger.setLevel(logging.INFO)
+
+
+access = logging.getLogger("resistance.access")
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    from flask_jwt_extended import get_jwt_identity
+
+    try:
+        account_id = get_jwt_identity()
+    except Exception:  # no verified token in this request
+        account_id = None
+    access.info(
+        "request",
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "route": request.url_rule.rule if request.url_rule else None,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            "account_id": account_id,
+        },
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Log every request once, after its response is final."""
+    configure_logging()
+    app.before_request(_start_timer)
+    app.after_request(_log_request)

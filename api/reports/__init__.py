@@ -1,0 +1,1 @@
+"""Reports: aggregates computed by the database."""

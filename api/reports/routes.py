@@ -1,0 +1,50 @@
+"""/api/v1/reports: infection, infected / non-infected lists, resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.pagination import paginated
+from api.reports import services
+from api.reports.schemas import InfectionReportSummarySchema, ResourcesReportSchema
+from api.schemas import PageQuerySchema
+from api.survivors.schemas import SurvivorPageSchema
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Reports.")
+
+
+@blp.route("/infection")
+class InfectionReport(MethodView):
+    @blp.response(200, InfectionReportSummarySchema)
+    def get(self) -> Any:
+        """Report how many survivors are infected."""
+        return services.infection_summary()
+
+
+@blp.route("/infected-survivors")
+class InfectedSurvivors(MethodView):
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, SurvivorPageSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """List infected survivors."""
+        return paginated(services.infected_page, query)
+
+
+@blp.route("/non-infected-survivors")
+class NonInfectedSurvivors(MethodView):
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, SurvivorPageSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """List non-infected survivors."""
+        return paginated(services.non_infected_page, query)
+
+
+@blp.route("/resources")
+class ResourcesReport(MethodView):
+    @blp.response(200, ResourcesReportSchema)
+    def get(self) -> Any:
+        """Report average resources per healthy survivor and the points lost to infection."""
+        return services.resources()

@@ -1,0 +1,56 @@
+"""Reports as SQL aggregates: one query each, never a row loaded into Python."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Integer, case, func, select
+
+from api.extensions import db
+from api.survivors.models import ITEMS, POINTS, Survivor
+from api.survivors.services import list_survivors
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def infection_summary() -> dict[str, Any]:
+    """How many survivors are infected, as counts and percentages (0.0 when there are none)."""
+    total, infected = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((Survivor.infected, 1), else_=0)), 0))
+    ).one()
+    total, infected = int(total), int(infected)
+    return {
+        "total": total,
+        "infected": infected,
+        "non_infected": total - infected,
+        "infected_percentage": _percent(infected, total),
+        "non_infected_percentage": _percent(total - infected, total),
+    }
+
+
+def resources() -> dict[str, Any]:
+    """Average items per non-infected survivor, and the points held by infected survivors."""
+    healthy = ~Survivor.infected
+    averages = [func.avg(case((healthy, getattr(Survivor, item)), else_=None)) for item in ITEMS]
+    points = sum(POINTS[item] * getattr(Survivor, item) for item in ITEMS)
+    lost = func.coalesce(func.sum(case((Survivor.infected, points), else_=0)), 0)
+    row = db.session.execute(select(*averages, lost.cast(Integer))).one()
+    return {
+        "average_per_survivor": {
+            item: round(float(value), 2) if value is not None else 0.0
+            for item, value in zip(ITEMS, row[:-1], strict=True)
+        },
+        "points_lost": int(row[-1]),
+    }
+
+
+def infected_page(page: int, page_size: int) -> tuple[list[Survivor], int]:
+    """One page of infected survivors."""
+    return list_survivors(page, page_size, infected=True)
+
+
+def non_infected_page(page: int, page_size: int) -> tuple[list[Survivor], int]:
+    """One page of non-infected survivors."""
+    return list_survivors(page, page_size, infected=False)

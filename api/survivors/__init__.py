@@ -1,0 +1,1 @@
+"""Survivors and their inventories."""

@@ -1,0 +1,65 @@
+"""Survivors: who they are, where they were last seen, what they carry."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.database import Timestamps, UUIDPrimaryKey
+from api.extensions import db
+
+ITEMS = ("water", "food", "medication", "ammunition")
+POINTS = {"water": 4, "food": 3, "medication": 2, "ammunition": 1}
+
+
+class Survivor(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-defined,misc]
+    """A survivor profile; version bumps on every change and is the ETag."""
+
+    __tablename__ = "survivors"
+    __table_args__ = (
+        CheckConstraint(
+            "water >= 0 AND food >= 0 AND medication >= 0 AND ammunition >= 0",
+            name="ck_survivors_inventory_non_negative",
+        ),
+        CheckConstraint("infection_reports >= 0", name="ck_survivors_reports_non_negative"),
+        Index("ix_survivors_infected_created", "infected", "created_at", "id"),
+        Index("ix_survivors_created", "created_at", "id"),
+    )
+
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), unique=True, nullable=True
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    age: Mapped[int] = mapped_column(Integer, nullable=False)
+    gender: Mapped[str] = mapped_column(String(16), nullable=False)
+    latitude: Mapped[float] = mapped_column(Float, nullable=False)
+    longitude: Mapped[float] = mapped_column(Float, nullable=False)
+    infected: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    infection_reports: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    water: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    food: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    medication: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    ammunition: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+
+    @property
+    def location(self) -> dict[str, float]:
+        """The last known position as the API shows it."""
+        return {"latitude": self.latitude, "longitude": self.longitude}
+
+    @property
+    def etag(self) -> str:
+        """A strong ETag from the stored version: no body hashing needed for a 304."""
+        return f'"{self.id.hex}.{self.version}"'
+
+    @property
+    def inventory(self) -> dict[str, object]:
+        """Item counts and their point value."""
+        counts = {item: getattr(self, item) for item in ITEMS}
+        return {
+            "survivor_id": self.id,
+            **counts,
+            "points": sum(POINTS[item] * count for item, count in counts.items()),
+        }

@@ -1,0 +1,100 @@
+"""Survivor schemas, bounded as the contract says."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from api.schemas import (
+    BaseSchema,
+    PageQuerySchema,
+    UTCDateTimeField,
+    bounded_int,
+    page_schema,
+    uuid_field,
+)
+
+GENDERS = ["female", "male", "non-binary", "unspecified"]
+MAX_ITEM = 100_000
+
+
+class LocationSchema(BaseSchema):
+    """A point on Earth in degrees."""
+
+    latitude = ma.fields.Float(
+        required=True,
+        allow_nan=False,
+        validate=validate.Range(-90, 90),
+        metadata={"format": "double"},
+    )
+    longitude = ma.fields.Float(
+        required=True,
+        allow_nan=False,
+        validate=validate.Range(-180, 180),
+        metadata={"format": "double"},
+    )
+
+
+class InventoryInSchema(BaseSchema):
+    """Starting inventory; a missing item means 0."""
+
+    water = bounded_int(0, MAX_ITEM, load_default=0)
+    food = bounded_int(0, MAX_ITEM, load_default=0)
+    medication = bounded_int(0, MAX_ITEM, load_default=0)
+    ammunition = bounded_int(0, MAX_ITEM, load_default=0)
+
+
+class TrimmedName(ma.fields.String):
+    """A name trimmed of surrounding space, then checked for 1-100 characters."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class SurvivorCreateSchema(BaseSchema):
+    """What a client sends to register a survivor: no server fields."""
+
+    name = TrimmedName(
+        required=True,
+        validate=validate.Length(1, 100, error="Must be 1-100 characters and not blank."),
+        metadata={"minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    )
+    age = bounded_int(0, 150, required=True)
+    gender = ma.fields.String(required=True, validate=validate.OneOf(GENDERS), metadata={"enum": GENDERS})
+    location = ma.fields.Nested(LocationSchema, required=True)
+    inventory = ma.fields.Nested(InventoryInSchema, load_default=dict)
+
+
+class SurvivorSchema(BaseSchema):
+    """A survivor as clients see it."""
+
+    id = uuid_field()
+    name = ma.fields.String(metadata={"minLength": 1, "maxLength": 100, "pattern": r"\S"})
+    age = bounded_int(0, 150)
+    gender = ma.fields.String(metadata={"enum": GENDERS})
+    location = ma.fields.Nested(LocationSchema)
+    infected = ma.fields.Boolean()
+    infection_reports = ma.fields.Integer(metadata={"format": "int32", "minimum": 0})
+    account_id = uuid_field(allow_none=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+
+class InventorySchema(BaseSchema):
+    """A survivor's items and their total points."""
+
+    survivor_id = uuid_field()
+    water = bounded_int(0, 2**31 - 1)
+    food = bounded_int(0, 2**31 - 1)
+    medication = bounded_int(0, 2**31 - 1)
+    ammunition = bounded_int(0, 2**31 - 1)
+    points = ma.fields.Integer(metadata={"format": "int64", "minimum": 0})
+
+
+class SurvivorQuerySchema(PageQuerySchema):
+    """?infected=true|false plus paging."""
+
+    infected = ma.fields.Boolean(truthy={"true"}, falsy={"false"})
+
+
+SurvivorPageSchema = page_schema(SurvivorSchema, "SurvivorPage")

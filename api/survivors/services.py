@@ -1,0 +1,104 @@
+"""Survivor rules: one profile per survivor account, owner-or-admin moves, locked inventories."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from api.accounts.models import Account, Role
+from api.database import write_transaction
+from api.extensions import db
+from api.problems import ProblemError
+from api.survivors.models import ITEMS, Survivor
+
+
+def survivor_id_of(account_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the account's survivor profile, if it has one."""
+    return db.session.scalar(select(Survivor.id).where(Survivor.account_id == account_id))
+
+
+def profile_of(account: Account) -> Survivor | None:
+    """The account's own survivor profile, if it has one."""
+    return db.session.scalar(select(Survivor).where(Survivor.account_id == account.id))
+
+
+def create_survivor(actor: Account, data: dict[str, Any]) -> Survivor:
+    """A survivor account registers itself once; an admin registers unlinked profiles."""
+    if actor.role not in (Role.SURVIVOR, Role.ADMIN):
+        raise ProblemError(403, "Observers cannot register survivors.")
+    inventory = data.get("inventory") or {}
+    survivor = Survivor(
+        account_id=actor.id if actor.role == Role.SURVIVOR else None,
+        name=data["name"],
+        age=data["age"],
+        gender=data["gender"],
+        latitude=data["location"]["latitude"],
+        longitude=data["location"]["longitude"],
+        **{item: inventory.get(item, 0) for item in ITEMS},
+    )
+    try:
+        with write_transaction() as session:
+            session.add(survivor)
+    except IntegrityError:
+        # account_id is unique: the database decides the race between two first profiles.
+        raise ProblemError(409, "This account already has a survivor profile.") from None
+    return survivor
+
+
+def list_survivors(page: int, page_size: int, infected: bool | None = None) -> tuple[list[Survivor], int]:
+    """One page in registration order, optionally filtered on infection, and the total."""
+    where = [] if infected is None else [Survivor.infected.is_(infected)]
+    total = db.session.scalar(select(func.count()).select_from(Survivor).where(*where)) or 0
+    rows = db.session.scalars(
+        select(Survivor)
+        .where(*where)
+        .order_by(Survivor.created_at, Survivor.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    return list(rows), total
+
+
+def get_survivor(survivor_id: uuid.UUID) -> Survivor:
+    """A survivor by id, or 404."""
+    survivor = db.session.get(Survivor, survivor_id)
+    if survivor is None:
+        raise ProblemError(404, "No such survivor.")
+    return survivor
+
+
+def _require_owner_or_admin(actor: Account, survivor: Survivor) -> None:
+    if actor.role != Role.ADMIN and survivor.account_id != actor.id:
+        raise ProblemError(403, "Only the survivor itself or an admin may do this.")
+
+
+def move(
+    actor: Account,
+    survivor_id: uuid.UUID,
+    location: dict[str, float],
+    precondition: Callable[[str], bool],
+) -> Survivor:
+    """Record a new location; 412 (nothing written) when precondition(current ETag) is false."""
+    with write_transaction() as session:
+        survivor = session.get(Survivor, survivor_id, with_for_update=True, populate_existing=True)
+        if survivor is None:
+            raise ProblemError(404, "No such survivor.")
+        _require_owner_or_admin(actor, survivor)
+        if not precondition(survivor.etag):
+            raise ProblemError(412, "The survivor changed since you read it; fetch it again.")
+        survivor.latitude = location["latitude"]
+        survivor.longitude = location["longitude"]
+        survivor.version += 1
+    return survivor
+
+
+def inventory_of(actor: Account, survivor_id: uuid.UUID) -> dict[str, Any]:
+    """The survivor's items; an infected survivor's inventory is locked to everyone but admins."""
+    survivor = get_survivor(survivor_id)
+    if survivor.infected and actor.role != Role.ADMIN:
+        raise ProblemError(403, "This survivor is infected: the inventory is locked.")
+    return survivor.inventory

@@ -1,0 +1,42 @@
+"""gunicorn settings, all from the environment the app validates (contract §8)."""
+
+import os
+import sys
+
+from api.config import ConfigError, load_settings
+
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+try:
+    _settings = load_settings(os.environ, os.path.join(_ROOT, "instance"))
+except ConfigError as _error:  # one clear line per bad variable, before anything starts
+    sys.exit("configuration error: " + "; ".join(_error.problems))
+
+wsgi_app = "wsgi:app"
+bind = f"{_settings['HOST']}:{_settings['PORT']}"
+# Without REDIS_URL, limits, caches and revocation live in one process: one worker, threads.
+workers = _settings["WEB_CONCURRENCY"]
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 2000
+max_requests_jitter = 200
+accesslog = None  # the app writes one JSON line per request itself
+errorlog = "-"
+loglevel = "warning"
+limit_request_line = 4094
+limit_request_fields = 100
+if _settings["TRUSTED_PROXIES"]:
+    forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+else:
+    forwarded_allow_ips = ""
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
+    """Once, in the master: apply migrations and create the first admin before workers fork."""
+    from api import create_app
+    from api.bootstrap import prepare
+
+    prepare(create_app())

@@ -1,0 +1,24 @@
+"""Security wiring: request ids, authentication, body rules and headers, in a fixed order.
+
+Order of the before_request hooks (each may answer on its own):
+1. request id (so every later answer and log line carries it);
+2. authentication of the matched endpoint (401 wins over 413/415/422: no body read yet);
+3. the JSON-body rule (415, 413).
+Security headers are added after every response, errors included.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from security import headers, jwt
+from security.jwt import AccountLoader
+from security.permissions import authenticate
+
+
+def init_app(app: Flask, load_account: AccountLoader) -> None:
+    """Wire every security concern into the app."""
+    jwt.init_app(app, load_account)
+    headers.init_app(app)
+    app.before_request(authenticate)
+    app.before_request(headers.require_json_body)

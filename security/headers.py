@@ -1,0 +1,69 @@
+"""Request ids, security headers on every response, no-store where bodies are private."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, current_app, g, request
+
+from api.problems import ProblemError
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+NO_STORE_PREFIXES = ("/api/v1/auth/", "/api/v1/trades")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def assign_request_id() -> None:
+    """Echo a well-formed X-Request-ID, else mint one; logs and problem bodies use it."""
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+
+def require_json_body() -> None:
+    """415 for a body that is not JSON, 413 for one over the limit (after authentication)."""
+    if request.method not in BODY_METHODS:
+        return
+    has_body = (
+        bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    )
+    if not has_body:
+        return
+    if request.mimetype != "application/json":
+        raise ProblemError(415, "Send the body as application/json.")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise ProblemError(413, f"The body must be at most {limit} bytes.")
+
+
+def _no_store(path: str) -> bool:
+    return path.startswith(NO_STORE_PREFIXES) or (
+        path.startswith("/api/v1/survivors/") and path.endswith("/inventory")
+    )
+
+
+def apply(response: Response) -> Response:
+    """after_request: the headers every response carries, whatever its status."""
+    headers = response.headers
+    headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    is_docs = request.path == "/docs" or request.path.startswith("/docs/")
+    headers["Content-Security-Policy"] = DOCS_CSP if is_docs else API_CSP
+    if current_app.config.get("HSTS_ENABLED"):
+        headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    if _no_store(request.path):
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the request-id hook first so every later hook and log line can use it."""
+    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
+    app.after_request(apply)

@@ -1,0 +1,90 @@
+"""JWTManager configured strictly, with every failure answered as 401 problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response
+from flask_jwt_extended import JWTManager
+
+from api.problems import problem_response
+from security.tokens import is_revoked
+
+ISSUER = "resistance-api"
+AUDIENCE = "resistance-api-clients"
+
+jwt = JWTManager()
+
+AccountLoader = Callable[[str, dict[str, Any]], Any]
+
+
+def _unauthorized(detail: str) -> Response:
+    # The detail is ours, never the library's message: it must not help an attacker tune a forgery.
+    return problem_response(
+        401, detail, headers={"WWW-Authenticate": 'Bearer realm="resistance-api", error="invalid_token"'}
+    )
+
+
+def configure(app: Flask) -> None:
+    """Pin algorithm, issuer, audience and token location before the manager binds."""
+    app.config.update(
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_ENCODE_ISSUER=ISSUER,
+        JWT_DECODE_ISSUER=ISSUER,
+        JWT_ENCODE_AUDIENCE=AUDIENCE,
+        JWT_DECODE_AUDIENCE=AUDIENCE,
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_HEADER_NAME="Authorization",
+        JWT_HEADER_TYPE="Bearer",
+        JWT_DECODE_LEEWAY=0,
+        JWT_ERROR_MESSAGE_KEY="detail",
+        JWT_COOKIE_CSRF_PROTECT=False,
+    )
+    for key in ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"):
+        if isinstance(app.config[key], int):
+            app.config[key] = timedelta(seconds=app.config[key])
+
+
+def init_app(app: Flask, load_account: AccountLoader) -> None:
+    """Bind the JWT manager; load_account(sub, claims) returns the live account or None."""
+    configure(app)
+    jwt.init_app(app)
+
+    @jwt.user_lookup_loader
+    def _lookup(_header: dict[str, Any], claims: dict[str, Any]) -> Any:
+        return load_account(claims["sub"], claims)
+
+    @jwt.token_in_blocklist_loader
+    def _revoked(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+        return is_revoked(claims["jti"])
+
+    @jwt.unauthorized_loader
+    def _missing(_reason: str) -> Response:
+        return _unauthorized("A bearer token is required in the Authorization header.")
+
+    @jwt.invalid_token_loader
+    def _invalid(_reason: str) -> Response:
+        return _unauthorized("The token is malformed, wrongly signed or of the wrong type.")
+
+    @jwt.expired_token_loader
+    def _expired(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+        return _unauthorized("The token has expired.")
+
+    @jwt.revoked_token_loader
+    def _was_revoked(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+        return _unauthorized("The token has been revoked.")
+
+    @jwt.needs_fresh_token_loader
+    def _not_fresh(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+        return _unauthorized("A fresh token is required.")
+
+    @jwt.token_verification_failed_loader
+    def _claims_failed(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+        return _unauthorized("The token's claims were refused.")
+
+    @jwt.user_lookup_error_loader
+    def _no_account(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+        return _unauthorized("The token's account is disabled or no longer valid.")

@@ -1,0 +1,76 @@
+"""Secure by default: every endpoint needs an access token unless marked otherwise; role checks."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, request
+from flask_jwt_extended import current_user, verify_jwt_in_request
+
+from api.problems import ProblemError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ACCESS, REFRESH, PUBLIC = "access", "refresh", "public"
+# Endpoints of libraries we do not decorate ourselves.
+PUBLIC_ENDPOINTS = frozenset({"api-docs.openapi_json"})
+
+
+def _mark(mode: str) -> Callable[[F], F]:
+    def decorate(function: F) -> F:
+        function._auth_mode = mode  # type: ignore[attr-defined]
+        return function
+
+    return decorate
+
+
+public = _mark(PUBLIC)
+"""Mark a view (function or MethodView method) as open to anonymous callers."""
+
+refresh_token_required = _mark(REFRESH)
+"""Mark a view that takes a refresh token instead of an access token."""
+
+
+def auth_mode() -> str | None:
+    """How the matched endpoint authenticates; None when no endpoint matched (404/405 follow)."""
+    endpoint = request.endpoint
+    if endpoint is None:
+        return None
+    if endpoint in PUBLIC_ENDPOINTS:
+        return PUBLIC
+    view = current_app.view_functions[endpoint]
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        method = request.method.lower()
+        handler = getattr(view_class, "get" if method == "head" else method, None)
+        return getattr(handler, "_auth_mode", ACCESS)
+    return getattr(view, "_auth_mode", ACCESS)
+
+
+def authenticate() -> None:
+    """before_request: verify the token the endpoint needs, before anything reads the body."""
+    mode = auth_mode()
+    if mode in (ACCESS, REFRESH):
+        verify_jwt_in_request(refresh=mode == REFRESH)
+
+
+def require_role(*roles: str) -> None:
+    """403 unless the current account has one of the roles."""
+    if current_user.role not in roles:
+        raise ProblemError(403, "Your role does not allow this.")
+
+
+def role_required(*roles: str) -> Callable[[F], F]:
+    """Decorate a view so only the given roles may call it (authentication already happened)."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            require_role(*roles)
+            return function(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,208 @@
+"""Fixtures: an app on a real database (SQLite, or PostgreSQL via TEST_DATABASE_URL), clients, factories.
+
+The suite runs twice under `make test`: once on a SQLite file, once on PostgreSQL. Without a
+reachable PostgreSQL the second pass is skipped with a clear message, unless REQUIRE_SERVICES=1
+(CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from api import create_app
+from api.extensions import db
+
+SECRET = "test-secret-" + "x1y2z3w4" * 6
+PASSWORD = "correct-battery-horse-42"
+_counter = itertools.count(1)
+
+
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The database this pass runs on."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
+
+
+def _postgres_reachable(url: str) -> str | None:
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # report, not raise: the caller decides skip or fail
+        return type(exc).__name__
+    return None
+
+
+def reset_postgres(url: str) -> None:
+    """Drop everything in the public schema of the dedicated test database."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = database_url(tmp_path_factory)
+    if url.startswith("postgresql"):
+        problem = _postgres_reachable(url)
+        if problem:
+            message = f"PostgreSQL at {url} is not reachable ({problem})"
+            if os.environ.get("REQUIRE_SERVICES") == "1":
+                pytest.exit(message + " and REQUIRE_SERVICES=1", returncode=1)
+            pytest.skip(message + ": skipping the PostgreSQL pass")
+        reset_postgres(url)
+    return url
+
+
+def test_environ(db_url: str, **extra: str) -> dict[str, str]:
+    """Environment-style settings for an app under test."""
+    return {"DATABASE_URL": db_url, "JWT_SECRET_KEY": SECRET, "APP_ENV": "development", **extra}
+
+
+@pytest.fixture(scope="session")
+def app(db_url: str) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+
+    application = create_app(test_environ(db_url), TESTING=True, PASSWORD_HASH_PROFILE="fast-tests")
+    with application.app_context():
+        upgrade(directory=application.extensions["migrate"].directory)
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+TABLES = ["infection_reports", "survivors", "revoked_tokens", "accounts"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts from empty tables (the schema stays)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: Flask = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            if db.engine.dialect.name == "postgresql":
+                connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+            else:
+                for table in TABLES:
+                    connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def unique_name(prefix: str = "user") -> str:
+    """A fresh valid username."""
+    return f"{prefix}{next(_counter)}"
+
+
+class Factory:
+    """Make accounts, tokens and survivors through the HTTP interface, as clients do."""
+
+    def __init__(self, app: Flask, client: FlaskClient) -> None:
+        self.app = app
+        self.client = client
+
+    def account(
+        self, role: str = "survivor", username: str | None = None, password: str = PASSWORD
+    ) -> dict[str, Any]:
+        """Create an account directly (any role) and log it in; returns ids, tokens and headers."""
+        from api.accounts.services import create_account
+
+        username = username or unique_name(role)
+        with self.app.app_context():
+            account = create_account(username, password, role)
+            account_id = str(account.id)
+        tokens = self.login(username, password)
+        return {
+            "id": account_id,
+            "username": username,
+            "password": password,
+            "role": role,
+            **tokens,
+            "headers": {"Authorization": f"Bearer {tokens['access_token']}"},
+        }
+
+    def login(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
+        response = self.client.post("/api/v1/auth/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def survivor_body(self, **overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": "Ada",
+            "age": 34,
+            "gender": "female",
+            "location": {"latitude": -33.92, "longitude": 18.42},
+            "inventory": {"water": 3, "food": 2, "medication": 1, "ammunition": 10},
+        }
+        body.update(overrides)
+        return body
+
+    def survivor(self, owner: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+        """A survivor profile: owned by `owner` (a survivor account), else a new survivor account."""
+        owner = owner or self.account("survivor")
+        response = self.client.post(
+            "/api/v1/survivors", json=self.survivor_body(**overrides), headers=owner["headers"]
+        )
+        assert response.status_code == 201, response.get_json()
+        return {**response.get_json(), "owner": owner}
+
+    def report(self, reporter: dict[str, Any], survivor_id: str) -> Any:
+        """reporter (a survivor dict from .survivor()) reports survivor_id."""
+        return self.client.post(
+            f"/api/v1/survivors/{survivor_id}/infection-reports", headers=reporter["owner"]["headers"]
+        )
+
+
+@pytest.fixture
+def make(app: Flask, client: FlaskClient) -> Factory:
+    return Factory(app, client)
+
+
+@pytest.fixture
+def admin(make: Factory) -> dict[str, Any]:
+    return make.account("admin")
+
+
+@pytest.fixture
+def observer(make: Factory) -> dict[str, Any]:
+    return make.account("observer")
+
+
+def assert_problem(response: Any, status: int, **fields: Any) -> dict[str, Any]:
+    """The response is an RFC 9457 problem of this status (and these members)."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://resistance.example/problems/")
+    assert body["title"] and body["detail"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    for key, value in fields.items():
+        assert body[key] == value, (key, body)
+    return body
+
+
+def random_uuid() -> str:
+    return str(uuid.uuid4())

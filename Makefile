@@ -25,6 +25,7 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/bandit -q -r api security -ll
+	$(VENV)/bin/mypy
 	rm -f .coverage
 	$(PY) -m pytest --cov --cov-report= -p no:cacheprovider
 	TEST_DATABASE_URL=$(TEST_PG_URL) $(PY) -m pytest --cov --cov-append --cov-report= -p no:cacheprovider

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import DateTime, Engine, TypeDecorator, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.extensions import db
@@ -109,10 +110,7 @@ def dialect_name() -> str:
 
 def insert_ignore(model: Any, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when a row was inserted. Races end in the database."""
-    if dialect_name() == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(model).values(**values).on_conflict_do_nothing()
+    dialect: Any = postgresql if dialect_name() == "postgresql" else sqlite
+    statement = dialect.insert(model).values(**values).on_conflict_do_nothing()
     result = db.session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -77,8 +77,9 @@ def report(actor: Account, reported_id: uuid.UUID, body: dict[str, Any]) -> tupl
                 .returning(Survivor.infection_reports, Survivor.infected)
             ).one()
         else:
-            survivor = session.get(Survivor, reported_id, populate_existing=True)
-            count, infected = survivor.infection_reports, survivor.infected
+            count, infected = session.execute(
+                select(Survivor.infection_reports, Survivor.infected).where(Survivor.id == reported_id)
+            ).one()
     if counted and count == threshold:
         audit.info("survivor infected", extra={"event": "survivor.infected", "survivor_id": str(reported_id)})
     result = {

@@ -7,17 +7,32 @@ from api.config import ConfigError, load_settings
 
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 
+
+def _threads(raw: str) -> int:
+    """GUNICORN_THREADS, threads per worker: 1..64, default 4."""
+    value = int(raw.strip()) if raw.strip().isdigit() else 0
+    if not 1 <= value <= 64:
+        raise ConfigError([f"GUNICORN_THREADS: must be a whole number 1..64 (got {raw!r})"])
+    return value
+
+
+_problems: list[str] = []
 try:
     _settings = load_settings(os.environ, os.path.join(_ROOT, "instance"))
-except ConfigError as _error:  # one clear line per bad variable, before anything starts
-    sys.exit("configuration error: " + "; ".join(_error.problems))
+except ConfigError as _error:
+    _problems += _error.problems
+try:
+    threads = _threads(os.environ.get("GUNICORN_THREADS") or "4")
+except ConfigError as _error:
+    _problems += _error.problems
+if _problems:  # one clear line naming every bad variable, before anything starts
+    sys.exit("configuration error: " + "; ".join(_problems))
 
 wsgi_app = "wsgi:app"
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
 # Without REDIS_URL, limits, caches and revocation live in one process: one worker, threads.
 workers = _settings["WEB_CONCURRENCY"]
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -27,12 +27,11 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _int(low: int, high: int | None = None) -> Callable[[str], int]:
+def _int(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw.strip())
-        if value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise ValueError(f"must be a whole number {bound}")
+        if not low <= value <= high:
+            raise ValueError(f"must be a whole number {low}..{high}")
         return value
 
     return parse
@@ -104,7 +103,7 @@ def _origins(raw: str) -> list[str]:
 
 
 def _username(raw: str) -> str:
-    if not _USERNAME_RE.match(raw):
+    if not _USERNAME_RE.fullmatch(raw):  # match() would let "admin\n" through
         raise ValueError("must be 3-32 characters of A-Z a-z 0-9 . _ -")
     return raw
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import DateTime, Engine, TypeDecorator, event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -111,6 +112,8 @@ def dialect_name() -> str:
 def insert_ignore(model: Any, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when a row was inserted. Races end in the database."""
     dialect: Any = postgresql if dialect_name() == "postgresql" else sqlite
-    statement = dialect.insert(model).values(**values).on_conflict_do_nothing()
-    result = db.session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    key = sa_inspect(model).primary_key[0]
+    # RETURNING yields a row only when one was inserted. Not rowcount: SQLAlchemy keeps it only
+    # for UPDATE/DELETE, and for an INSERT on psycopg it reads -1, which would count a repeat.
+    statement = dialect.insert(model).values(**values).on_conflict_do_nothing().returning(key)
+    return db.session.execute(statement).first() is not None

@@ -34,9 +34,24 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class StdoutHandler(logging.StreamHandler):
+    """Write to whatever sys.stdout is at emit time (servers and test runners may swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """Ignored: the stream is always the current sys.stdout."""
+
+
 def configure_logging() -> None:
-    """Send the app's loggers to stdout as JSON lines (idempotent)."""
-    handler = logging.StreamHandler(sys.stdout)
+    """Send the app's loggers to stdout as JSON lines, flushed per line (idempotent)."""
+    handler = StdoutHandler()
     handler.setFormatter(JSONFormatter())
     for name in ("resistance", "resistance.audit", "resistance.access"):
         logger = logging.getLogger(name)

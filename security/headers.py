@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 
@@ -26,19 +27,39 @@ def assign_request_id() -> None:
 
 
 def require_json_body() -> None:
-    """415 for a body that is not JSON, 413 for one over the limit (after authentication)."""
-    if request.method not in BODY_METHODS:
+    """415 for a body that is not JSON, 413 for one over the limit (after authentication).
+
+    Runs only when a route matched, so an unknown path or method stays 404/405 whatever the body.
+    """
+    if request.method not in BODY_METHODS or request.routing_exception is not None:
         return
-    has_body = (
-        bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    )
-    if not has_body:
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not (request.content_length or chunked):
         return
     if request.mimetype != "application/json":
         raise ProblemError(415, "Send the body as application/json.")
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError(413, f"The body must be at most {limit} bytes.")
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        _buffer_streamed_body(limit)
+
+
+def _buffer_streamed_body(limit: int) -> None:
+    # A body without Content-Length: Werkzeug would silently cut it at the limit (so a padded
+    # body could pass as valid JSON). Read one byte more than allowed to tell "at most" from "over".
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise ProblemError(413, f"The body must be at most {limit} bytes.")
+    request.environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
 
 
 def _no_store(path: str) -> bool:

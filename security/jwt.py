@@ -10,7 +10,7 @@ from flask import Flask, Response
 from flask_jwt_extended import JWTManager
 
 from api.problems import problem_response
-from security.tokens import is_revoked
+from security.tokens import is_revoked, well_formed
 
 ISSUER = "resistance-api"
 AUDIENCE = "resistance-api-clients"
@@ -20,11 +20,14 @@ jwt = JWTManager()
 AccountLoader = Callable[[str, dict[str, Any]], Any]
 
 
+# RFC 6750 challenges: without an error for a request that sent no credentials worth naming.
+CHALLENGE = 'Bearer realm="resistance-api"'
+INVALID_TOKEN_CHALLENGE = 'Bearer realm="resistance-api", error="invalid_token"'
+
+
 def _unauthorized(detail: str) -> Response:
     # The detail is ours, never the library's message: it must not help an attacker tune a forgery.
-    return problem_response(
-        401, detail, headers={"WWW-Authenticate": 'Bearer realm="resistance-api", error="invalid_token"'}
-    )
+    return problem_response(401, detail, headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
 
 
 def configure(app: Flask) -> None:
@@ -60,6 +63,10 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
     @jwt.token_in_blocklist_loader
     def _revoked(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
         return is_revoked(claims["jti"])
+
+    @jwt.token_verification_loader
+    def _claims_ok(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+        return well_formed(claims)
 
     @jwt.unauthorized_loader
     def _missing(_reason: str) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from flask import current_app
@@ -24,12 +24,15 @@ class TokenSubject(Protocol):
     def token_generation(self) -> int: ...
 
 
+JTI_MAX_LENGTH = 64
+
+
 class RevokedToken(db.Model):  # type: ignore[name-defined,misc]
     """A revoked jti, kept until the token would have expired anyway."""
 
     __tablename__ = "revoked_tokens"
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(JTI_MAX_LENGTH), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, nullable=False)
 
 
@@ -43,6 +46,25 @@ def issue_pair(account: TokenSubject) -> dict[str, Any]:
         "token_type": "Bearer",
         "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
     }
+
+
+def well_formed(claims: dict[str, Any]) -> bool:
+    """True when a verified token carries the claims every token issue_pair makes.
+
+    The signature already proves the token is ours; this refuses one minted without a jti (it
+    could never be revoked), without an exp (it would never expire), with a jti the revocation
+    store cannot hold, or of a type we never issue.
+    """
+    jti, exp, gen = claims.get("jti"), claims.get("exp"), claims.get("gen")
+    return (
+        isinstance(jti, str)
+        and 0 < len(jti) <= JTI_MAX_LENGTH
+        and claims.get("type") in ("access", "refresh")
+        and isinstance(exp, int | float)
+        and not isinstance(exp, bool)
+        and isinstance(gen, int)
+        and not isinstance(gen, bool)
+    )
 
 
 def revoke(jti: str, exp: int) -> bool:
@@ -64,11 +86,6 @@ def decode_refresh_token(token: str) -> dict[str, Any] | None:
         claims = decode_token(token)
     except Exception:  # any decode failure means 'not a usable token'; the caller answers 422
         return None
-    if claims.get("type") != "refresh":
+    if claims.get("type") != "refresh" or not well_formed(claims):
         return None
     return claims
-
-
-def access_ttl() -> timedelta:
-    """The configured access token lifetime."""
-    return current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]

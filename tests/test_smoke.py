@@ -11,7 +11,9 @@ def test_create_app_registers_every_resource(app):
 
 
 def test_first_session_register_login_create_survivor(client, make):
-    response = client.post("/api/v1/auth/register", json={"username": "Ada", "password": "correct-battery-horse-42"})
+    response = client.post(
+        "/api/v1/auth/register", json={"username": "Ada", "password": "correct-battery-horse-42"}
+    )
     assert response.status_code == 201
     assert response.get_json()["role"] == "survivor"
     tokens = make.login("ada")

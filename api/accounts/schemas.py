@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -10,14 +13,36 @@ from api.schemas import BaseSchema, PageQuerySchema, UTCDateTimeField, page_sche
 from security.passwords import MAX_LENGTH, MIN_LENGTH
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,32}$"
+USERNAME_RULE = "Use 3-32 characters of A-Z a-z 0-9 . _ -"
 ROLES = [role.value for role in Role]
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
+
+
+def is_username(value: str) -> bool:
+    """True for a well-formed username: the whole string, so "ada\n" is not a second "ada"."""
+    # validate.Regexp uses re.match, where $ also matches before a trailing newline.
+    return _USERNAME_RE.fullmatch(value) is not None
+
+
+def _validate_username(value: str) -> None:
+    if not is_username(value):
+        raise ma.ValidationError(USERNAME_RULE)
+
+
+class StrictBoolean(ma.fields.Boolean):
+    """JSON true or false only: marshmallow's truthy sets would also take 1 and 0 (1 == True)."""
+
+    def _deserialize(self, value: Any, *_args: Any, **_kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 def username_field() -> ma.fields.String:
     """3-32 characters of A-Z a-z 0-9 . _ -"""
     return ma.fields.String(
         required=True,
-        validate=validate.Regexp(USERNAME_PATTERN, error="Use 3-32 characters of A-Z a-z 0-9 . _ -"),
+        validate=_validate_username,
         metadata={"minLength": 3, "maxLength": 32, "pattern": USERNAME_PATTERN},
     )
 
@@ -49,7 +74,7 @@ class AccountUpdateSchema(BaseSchema):
     """Role change and disable/enable."""
 
     role = ma.fields.String(validate=validate.OneOf(ROLES), metadata={"enum": ROLES})
-    disabled = ma.fields.Boolean(truthy={True}, falsy={False})
+    disabled = StrictBoolean()
 
 
 class AccountSchema(BaseSchema):

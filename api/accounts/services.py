@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from api.accounts.models import Account, Role
+from api.accounts.schemas import USERNAME_RULE, is_username
 from api.database import write_transaction
 from api.extensions import db
 from api.problems import ProblemError
@@ -32,6 +33,8 @@ def _check_password(password: str) -> None:
 
 def create_account(username: str, password: str, role: Role | str) -> Account:
     """Create an account; 409 when the name is taken in any letter case (decided by a unique key)."""
+    if not is_username(username):  # the shell command reaches here without a schema
+        raise ProblemError(422, "The username is not acceptable.", errors={"username": [USERNAME_RULE]})
     _check_password(password)
     account = Account(
         username=username,
@@ -53,7 +56,11 @@ def create_account(username: str, password: str, role: Role | str) -> Account:
 
 def authenticate(username: str, password: str) -> Account | None:
     """The account for these credentials, or None; the same work is done either way."""
-    account = db.session.scalar(select(Account).where(Account.username_key == username.lower()))
+    # A name no account can have never reaches the database: a NUL byte, say, would make
+    # PostgreSQL fail (a 500 where every bad login must be the same 401).
+    account = None
+    if is_username(username):
+        account = db.session.scalar(select(Account).where(Account.username_key == username.lower()))
     if account is None:
         passwords().dummy_verify(password)
         return None
@@ -76,14 +83,6 @@ def load_active(account_id: str, generation: Any) -> Account | None:
     account = db.session.get(Account, key)
     if account is None or account.disabled or account.token_generation != generation:
         return None
-    return account
-
-
-def get_account(account_id: uuid.UUID) -> Account:
-    """An account by id, or 404."""
-    account = db.session.get(Account, account_id)
-    if account is None:
-        raise ProblemError(404, "No such account.")
     return account
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flask import current_app
+
 from api.accounts.models import Account
 from api.accounts.services import authenticate
 from api.database import write_transaction
 from api.problems import ProblemError
+from security.jwt import CHALLENGE, INVALID_TOKEN_CHALLENGE
 from security.tokens import decode_refresh_token, issue_pair, revoke
 
 audit = logging.getLogger("resistance.audit")
+
+
+def require_registration_open() -> None:
+    """403 when the operator has closed self-registration (ALLOW_REGISTRATION=false)."""
+    if not current_app.config["ALLOW_REGISTRATION"]:
+        raise ProblemError(403, "Registration is closed on this server.")
 
 
 def login(username: str, password: str) -> dict[str, Any]:
@@ -19,7 +28,7 @@ def login(username: str, password: str) -> dict[str, Any]:
     account = authenticate(username, password)
     if account is None:
         audit.info("login failed", extra={"event": "auth.login_failed"})
-        raise ProblemError(401, "Invalid username or password.")
+        raise ProblemError(401, "Invalid username or password.", headers={"WWW-Authenticate": CHALLENGE})
     audit.info("login", extra={"event": "auth.login", "account_id": str(account.id)})
     return issue_pair(account)
 
@@ -28,8 +37,10 @@ def rotate(account: Account, claims: dict[str, Any]) -> dict[str, Any]:
     """Trade a refresh token for a new pair; the used one dies, and only one caller may use it."""
     with write_transaction():
         first_use = revoke(claims["jti"], claims["exp"])
-    if not first_use:
-        raise ProblemError(401, "The token has been revoked.")
+    if not first_use:  # a concurrent request used it between the blocklist check and here
+        raise ProblemError(
+            401, "The token has been revoked.", headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE}
+        )
     return issue_pair(account)
 
 

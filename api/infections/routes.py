@@ -19,6 +19,7 @@ blp = Blueprint("infections", __name__, url_prefix="/api/v1/survivors", descript
 class InfectionReports(MethodView):
     @blp.arguments(InfectionReportInSchema, required=False)
     @blp.response(201, InfectionReportSchema)
+    @blp.alt_response(409, "Conflict")
     @blp.alt_response(
         200, schema=InfectionReportSchema, description="Already reported by this reporter: counted once."
     )

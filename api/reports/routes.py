@@ -7,6 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.caching import body_etag
 from api.pagination import paginated
 from api.reports import services
 from api.reports.schemas import InfectionReportSummarySchema, ResourcesReportSchema
@@ -18,7 +19,9 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="
 
 @blp.route("/infection")
 class InfectionReport(MethodView):
+    @body_etag
     @blp.response(200, InfectionReportSummarySchema)
+    @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self) -> Any:
         """Report how many survivors are infected."""
         return services.infection_summary()
@@ -26,8 +29,10 @@ class InfectionReport(MethodView):
 
 @blp.route("/infected-survivors")
 class InfectedSurvivors(MethodView):
+    @body_etag
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, SurvivorPageSchema)
+    @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, query: dict[str, Any]) -> Any:
         """List infected survivors."""
         return paginated(services.infected_page, query)
@@ -35,8 +40,10 @@ class InfectedSurvivors(MethodView):
 
 @blp.route("/non-infected-survivors")
 class NonInfectedSurvivors(MethodView):
+    @body_etag
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, SurvivorPageSchema)
+    @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, query: dict[str, Any]) -> Any:
         """List non-infected survivors."""
         return paginated(services.non_infected_page, query)
@@ -44,7 +51,9 @@ class NonInfectedSurvivors(MethodView):
 
 @blp.route("/resources")
 class ResourcesReport(MethodView):
+    @body_etag
     @blp.response(200, ResourcesReportSchema)
+    @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self) -> Any:
         """Report average resources per healthy survivor and the points lost to infection."""
         return services.resources()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, case, func, select
+from sqlalchemy import BigInteger, case, cast, func, select
 
 from api.extensions import db
 from api.survivors.models import ITEMS, POINTS, Survivor
@@ -34,9 +34,10 @@ def resources() -> dict[str, Any]:
     """Average items per non-infected survivor, and the points held by infected survivors."""
     healthy = ~Survivor.infected
     averages = [func.avg(case((healthy, getattr(Survivor, item)), else_=None)) for item in ITEMS]
-    points = sum(POINTS[item] * getattr(Survivor, item) for item in ITEMS)
+    # 64-bit arithmetic throughout: on PostgreSQL a sum of int4 products overflows past 2**31.
+    points = sum(POINTS[item] * cast(getattr(Survivor, item), BigInteger) for item in ITEMS)
     lost = func.coalesce(func.sum(case((Survivor.infected, points), else_=0)), 0)
-    row = db.session.execute(select(*averages, lost.cast(Integer))).one()
+    row = db.session.execute(select(*averages, cast(lost, BigInteger))).one()
     return {
         "average_per_survivor": {
             item: round(float(value), 2) if value is not None else 0.0

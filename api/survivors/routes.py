@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
-from api.caching import if_match_allows, with_etag
+from api.caching import body_etag, if_match_allows, with_etag
 from api.pagination import paginated
 from api.survivors import services
 from api.survivors.schemas import (
@@ -29,14 +29,17 @@ blp = Blueprint(
 
 @blp.route("")
 class Survivors(MethodView):
+    @body_etag
     @blp.arguments(SurvivorQuerySchema, location="query")
     @blp.response(200, SurvivorPageSchema)
+    @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, query: dict[str, Any]) -> Any:
         """List survivors, optionally only the infected or non-infected."""
         return paginated(services.list_survivors, query, infected=query.get("infected"))
 
     @blp.arguments(SurvivorCreateSchema)
     @blp.response(201, SurvivorSchema)
+    @blp.alt_response(409, "Conflict")
     def post(self, body: dict[str, Any]) -> Any:
         """Register a survivor (a survivor account: itself, once; an admin: an unlinked profile)."""
         survivor = services.create_survivor(current_user, body)
@@ -47,6 +50,7 @@ class Survivors(MethodView):
 @blp.route("/<uuid:survivor_id>")
 class SurvivorById(MethodView):
     @blp.response(200, SurvivorSchema)
+    @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, survivor_id: uuid.UUID) -> Any:
         """Read one survivor."""
         survivor = services.get_survivor(survivor_id)
@@ -57,6 +61,7 @@ class SurvivorById(MethodView):
 class SurvivorLocation(MethodView):
     @blp.arguments(LocationSchema)
     @blp.response(200, SurvivorSchema)
+    @blp.alt_response(412, "PreconditionFailed")
     def put(self, body: dict[str, float], survivor_id: uuid.UUID) -> Any:
         """Record a survivor's new location (the survivor itself or an admin); honours If-Match."""
         survivor = services.move(current_user, survivor_id, body, if_match_allows)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
+import re
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -16,18 +20,32 @@ from api.schemas import (
 
 GENDERS = ["female", "male", "non-binary", "unspecified"]
 MAX_ITEM = 100_000
+# Control characters (C0, DEL, C1) are refused anywhere in a name: PostgreSQL cannot store NUL,
+# and newlines or escapes have no place in a name that ends up in logs and dashboards.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+NAME_META = {"minLength": 1, "maxLength": 100, "pattern": NAME_PATTERN}
+
+
+class JSONNumber(ma.fields.Float):
+    """A JSON number only: a string such as "45" is a type error, not a number to coerce."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if not isinstance(value, numbers.Real):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class LocationSchema(BaseSchema):
     """A point on Earth in degrees."""
 
-    latitude = ma.fields.Float(
+    latitude = JSONNumber(
         required=True,
         allow_nan=False,
         validate=validate.Range(-90, 90),
         metadata={"format": "double"},
     )
-    longitude = ma.fields.Float(
+    longitude = JSONNumber(
         required=True,
         allow_nan=False,
         validate=validate.Range(-180, 180),
@@ -45,10 +63,13 @@ class InventoryInSchema(BaseSchema):
 
 
 class TrimmedName(ma.fields.String):
-    """A name trimmed of surrounding space, then checked for 1-100 characters."""
+    """A name without control characters, trimmed of surrounding space, then checked for 1-100 characters."""
 
     def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if CONTROL_CHARACTERS.search(text):
+            raise ma.ValidationError("Must not contain control characters.")
+        return text.strip()
 
 
 class SurvivorCreateSchema(BaseSchema):
@@ -57,7 +78,7 @@ class SurvivorCreateSchema(BaseSchema):
     name = TrimmedName(
         required=True,
         validate=validate.Length(1, 100, error="Must be 1-100 characters and not blank."),
-        metadata={"minLength": 1, "maxLength": 100, "pattern": r"\S"},
+        metadata=NAME_META,
     )
     age = bounded_int(0, 150, required=True)
     gender = ma.fields.String(required=True, validate=validate.OneOf(GENDERS), metadata={"enum": GENDERS})
@@ -69,7 +90,7 @@ class SurvivorSchema(BaseSchema):
     """A survivor as clients see it."""
 
     id = uuid_field()
-    name = ma.fields.String(metadata={"minLength": 1, "maxLength": 100, "pattern": r"\S"})
+    name = ma.fields.String(metadata=NAME_META)
     age = bounded_int(0, 150)
     gender = ma.fields.String(metadata={"enum": GENDERS})
     location = ma.fields.Nested(LocationSchema)

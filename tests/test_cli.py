@@ -1,0 +1,222 @@
+"""Shell administration and first start: `flask accounts create` and api.bootstrap.prepare (API.md §8)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+import api.bootstrap as bootstrap
+from api import create_app
+from api.accounts.models import Account, Role
+from api.extensions import db
+from api.problems import ProblemError
+from tests import conftest
+from tests.conftest import PASSWORD, assert_problem
+
+LOGIN = "/api/v1/auth/login"
+ME = "/api/v1/auth/me"
+
+
+def run_create(app: Flask, *args: str, stdin: str | None = PASSWORD + "\n") -> Any:
+    return app.test_cli_runner().invoke(args=["accounts", "create", *args], input=stdin)
+
+
+def login(client, username: str, password: str = PASSWORD) -> Any:
+    return client.post(LOGIN, json={"username": username, "password": password})
+
+
+def role_of(client, username: str, password: str = PASSWORD) -> str:
+    tokens = login(client, username, password).get_json()
+    return client.get(ME, headers={"Authorization": f"Bearer {tokens['access_token']}"}).get_json()["role"]
+
+
+def count_accounts(app: Flask, role: Role | None = None) -> int:
+    with app.app_context():
+        query = select(func.count()).select_from(Account)
+        if role is not None:
+            query = query.where(Account.role == role)
+        return db.session.scalar(query)
+
+
+# --- flask accounts create ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["admin", "survivor", "observer"])
+def test_accounts_create_with_password_on_stdin_creates_the_account(app, client, role):
+    result = run_create(app, "Operator", "--role", role, "--password-stdin")
+    assert result.exit_code == 0, result.output
+    # the app's JSON log lines go to the same stdout: find the command's own line among them
+    assert any(line.startswith(f"created {role} account Operator (") for line in result.output.splitlines())
+    assert PASSWORD not in result.output
+    assert role_of(client, "operator") == role
+
+
+def test_accounts_create_default_role_is_survivor(app, client):
+    result = run_create(app, "plainuser", "--password-stdin")
+    assert result.exit_code == 0, result.output
+    assert role_of(client, "plainuser") == "survivor"
+
+
+def test_accounts_create_reads_only_the_first_line_without_its_line_ending(app, client):
+    result = run_create(app, "crlfuser", "--password-stdin", stdin=PASSWORD + "\r\nsecond line\n")
+    assert result.exit_code == 0, result.output
+    assert login(client, "crlfuser").status_code == 200
+    assert_problem(login(client, "crlfuser", PASSWORD + "\r"), 401)
+
+
+@pytest.mark.parametrize("password", ["short", "administrator", "", "abcdefghijklmnop"])
+def test_accounts_create_weak_password_fails_and_creates_nothing(app, password):
+    result = run_create(app, "weakling", "--role", "admin", "--password-stdin", stdin=password + "\n")
+    assert result.exit_code == 1
+    assert "Error: The password is not acceptable. password:" in result.output
+    assert count_accounts(app) == 0
+
+
+def test_accounts_create_without_password_stdin_is_a_usage_error(app):
+    result = run_create(app, "nostdin", "--role", "admin")
+    assert result.exit_code == 2
+    assert "--password-stdin" in result.output
+    assert count_accounts(app) == 0
+
+
+def test_accounts_create_refuses_a_password_option(app):
+    result = run_create(app, "argvuser", "--password", PASSWORD)
+    assert result.exit_code == 2
+    assert count_accounts(app) == 0
+
+
+def test_accounts_create_duplicate_username_fails(app, make):
+    make.account("survivor", username="Existing")
+    result = run_create(app, "EXISTING", "--role", "admin", "--password-stdin")
+    assert result.exit_code == 1
+    assert "Error: That username is taken. username: Already taken." in result.output
+    assert count_accounts(app, Role.ADMIN) == 0
+
+
+@pytest.mark.parametrize("username", ["ab", "bad name", "x" * 33, "ada\n"])
+def test_accounts_create_malformed_username_fails(app, username):
+    result = run_create(app, username, "--password-stdin")
+    assert result.exit_code == 1
+    assert "Error: The username is not acceptable. username:" in result.output
+    assert count_accounts(app) == 0
+
+
+def test_accounts_create_unknown_role_is_a_usage_error(app):
+    result = run_create(app, "rooted", "--role", "root", "--password-stdin")
+    assert result.exit_code == 2
+    assert count_accounts(app) == 0
+
+
+# --- bootstrap.prepare ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def build(app: Flask, db_url: str) -> Iterator[Callable[..., Flask]]:
+    """Apps on the test database with extra settings (the `app` fixture empties the tables after)."""
+    built: list[Flask] = []
+
+    def make_app(url: str = db_url, **environ: str) -> Flask:
+        application = create_app(
+            conftest.test_environ(url, **environ), TESTING=True, PASSWORD_HASH_PROFILE="fast-tests"
+        )
+        built.append(application)
+        return application
+
+    yield make_app
+    for application in built:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_prepare_creates_the_admin_with_admin_password(app, client, build, capsys):
+    bootstrap.prepare(build(ADMIN_USERNAME="chief", ADMIN_PASSWORD=PASSWORD))
+    assert role_of(client, "chief") == "admin"
+    captured = capsys.readouterr()
+    assert PASSWORD not in captured.out + captured.err
+    assert "Created admin account" not in captured.err
+
+
+def test_prepare_without_admin_password_prints_a_generated_one_once(app, client, build, capsys):
+    bootstrap.prepare(build())
+    err = capsys.readouterr().err
+    prefix = "Created admin account 'admin' with password: "
+    (line,) = [line for line in err.splitlines() if line.startswith(prefix)]
+    generated = line[len(prefix) :].split(" ")[0]
+    assert len(generated) >= 20
+    assert role_of(client, "admin", generated) == "admin"
+
+    bootstrap.prepare(build())
+    assert prefix not in capsys.readouterr().err
+    assert count_accounts(app, Role.ADMIN) == 1
+    assert login(client, "admin", generated).status_code == 200
+
+
+def test_prepare_second_call_creates_nothing(app, build):
+    bootstrap.prepare(build(ADMIN_PASSWORD=PASSWORD))
+    bootstrap.prepare(build(ADMIN_USERNAME="another", ADMIN_PASSWORD=PASSWORD))
+    assert count_accounts(app) == 1
+
+
+def test_prepare_keeps_an_existing_admin_of_another_name(app, client, make, build, capsys):
+    make.account("admin", username="already")
+    bootstrap.prepare(build())
+    assert count_accounts(app, Role.ADMIN) == 1
+    assert "Created admin account" not in capsys.readouterr().err
+    assert_problem(login(client, "admin"), 401)
+
+
+@pytest.mark.parametrize("weak", ["short", "administrator", "aaaaaaaaaaaaaaaa"])
+def test_prepare_weak_admin_password_exits_naming_it(app, build, weak):
+    with pytest.raises(SystemExit) as exited:
+        bootstrap.prepare(build(ADMIN_PASSWORD=weak))
+    message = str(exited.value.code)
+    assert message.startswith("configuration error: ADMIN_PASSWORD: ")
+    assert weak not in message
+    assert count_accounts(app) == 0
+
+
+def test_prepare_admin_username_of_a_non_admin_exits_naming_it(app, make, build):
+    make.account("survivor", username="admin")
+    with pytest.raises(SystemExit) as exited:
+        bootstrap.prepare(build(ADMIN_PASSWORD=PASSWORD))
+    assert str(exited.value.code).startswith("configuration error: ADMIN_USERNAME: 'admin'")
+    assert count_accounts(app, Role.ADMIN) == 0
+
+
+def test_prepare_admin_created_concurrently_by_another_replica_is_fine(app, build, monkeypatch, capsys):
+    from api.accounts.services import create_account
+
+    def other_replica_won(username: str, password: str | None) -> str | None:
+        create_account(username, PASSWORD, Role.ADMIN)  # the other replica's insert lands first
+        raise ProblemError(409, "That username is taken.", errors={"username": ["Already taken."]})
+
+    monkeypatch.setattr(bootstrap, "ensure_admin", other_replica_won)
+    bootstrap.prepare(build())
+    assert count_accounts(app, Role.ADMIN) == 1
+    assert "Created admin account" not in capsys.readouterr().err
+
+
+def test_prepare_other_account_refusal_exits_naming_admin_password(app, build, monkeypatch):
+    def refused(username: str, password: str | None) -> str | None:
+        raise ProblemError(422, "The password is not acceptable.", errors={"password": ["Too common."]})
+
+    monkeypatch.setattr(bootstrap, "ensure_admin", refused)
+    with pytest.raises(SystemExit) as exited:
+        bootstrap.prepare(build(ADMIN_PASSWORD=PASSWORD))
+    assert exited.value.code == "configuration error: ADMIN_PASSWORD: Too common."
+
+
+def test_prepare_unreachable_database_exits_naming_database_url(app, build, tmp_path: Path):
+    url = "sqlite:///" + str(tmp_path / "missing-directory" / "resistance.db")
+    with pytest.raises(SystemExit) as exited:
+        bootstrap.prepare(build(url, ADMIN_PASSWORD=PASSWORD))
+    message = str(exited.value.code)
+    assert message.startswith("database error: DATABASE_URL: ")
+    assert "\n" not in message
+    assert "Traceback" not in message

@@ -1,0 +1,252 @@
+"""Races against a real gunicorn: the database, not luck, decides every one of them.
+
+Each scenario fires its requests at the same instant (a barrier releases threads that already
+hold an open keep-alive connection) and runs twice: one worker process with threads, and three
+worker processes. The server is shared by the tests of one mode; conftest empties the tables
+after every test, so each test makes its own accounts (in-process, then logged in over HTTP)
+and survivors (over HTTP).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from api.accounts.models import Account
+from tests.conftest import PASSWORD, unique_name
+from tests.server import GunicornServer, log_problems, server_environ
+
+pytestmark = pytest.mark.gunicorn
+
+MODES = {
+    "threads": {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8"},
+    "processes": {"WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"},
+}
+BARRIER_TIMEOUT = 15.0
+
+Call = Callable[[httpx.Client], httpx.Response]
+
+
+@pytest.fixture(scope="module", params=list(MODES))
+def server(request: pytest.FixtureRequest, app: Flask, db_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """One gunicorn per mode for this module (the app fixture has migrated the database first)."""
+    log = Path(tmp_path_factory.mktemp("gunicorn")) / f"{request.param}.log"
+    with GunicornServer(server_environ(db_url, **MODES[request.param]), log) as running:
+        yield running
+
+
+@pytest.fixture
+def live(server: GunicornServer) -> Iterator[GunicornServer]:
+    """The shared server, and after the test: nothing in its output shows a failure."""
+    server.mark()
+    yield server
+    problems = log_problems(server.output_since_mark())
+    assert not problems, "\n".join(problems)
+
+
+def at_once(server: GunicornServer, calls: list[Call]) -> list[httpx.Response]:
+    """Run every call in its own thread and connection, released together; responses in order."""
+    barrier = threading.Barrier(len(calls), timeout=BARRIER_TIMEOUT)
+
+    def run(call: Call) -> httpx.Response:
+        with server.client() as client:
+            client.get("/healthz").raise_for_status()  # open the connection before the start line
+            barrier.wait()
+            response = call(client)
+            response.read()
+            return response
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def assert_no_server_errors(responses: list[httpx.Response]) -> None:
+    for response in responses:
+        assert response.status_code < 500, (response.status_code, response.text)
+        assert "database is locked" not in response.text
+
+
+def statuses(responses: list[httpx.Response]) -> Counter[int]:
+    return Counter(response.status_code for response in responses)
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def accounts_logged_in(server: GunicornServer, app: Flask, count: int) -> list[dict[str, Any]]:
+    """`count` survivor accounts, logged in over HTTP all at once; their token pairs.
+
+    The accounts are made in-process with the test app's cheap hash, so every login also
+    rehashes to the server's profile: concurrent writes on top of the scenario under test.
+    """
+    from api.accounts.services import create_account
+
+    names = [unique_name("racer") for _ in range(count)]
+    with app.app_context():
+        for name in names:
+            create_account(name, PASSWORD, "survivor")
+    logins = at_once(
+        server,
+        [
+            lambda c, name=name: c.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
+            for name in names
+        ],
+    )
+    assert_no_server_errors(logins)
+    assert [r.status_code for r in logins] == [200] * count, [r.text for r in logins]
+    return [response.json() for response in logins]
+
+
+def survivor_body(name: str = "Ada") -> dict[str, Any]:
+    return {
+        "name": name,
+        "age": 30,
+        "gender": "unspecified",
+        "location": {"latitude": 10.0, "longitude": 20.0},
+        "inventory": {"water": 1, "food": 1, "medication": 1, "ammunition": 1},
+    }
+
+
+def create_survivors(server: GunicornServer, accounts: list[dict[str, Any]]) -> list[str]:
+    """One survivor profile per account, all created at once; their ids, in order."""
+    responses = at_once(
+        server,
+        [
+            lambda c, tokens=tokens: c.post("/api/v1/survivors", json=survivor_body(), headers=bearer(tokens))
+            for tokens in accounts
+        ],
+    )
+    assert_no_server_errors(responses)
+    assert [r.status_code for r in responses] == [201] * len(accounts), [r.text for r in responses]
+    return [response.json()["id"] for response in responses]
+
+
+def test_report_same_target_twice_each_counts_once_per_reporter(live: GunicornServer, app: Flask):
+    target_tokens, *reporters = accounts_logged_in(live, app, 9)
+    target_id, *_ = create_survivors(live, [target_tokens, *reporters])
+    path = f"/api/v1/survivors/{target_id}/infection-reports"
+    calls: list[Call] = [
+        lambda c, tokens=tokens: c.post(path, headers=bearer(tokens))
+        for tokens in reporters
+        for _ in range(2)
+    ]
+
+    responses = at_once(live, calls)
+
+    assert_no_server_errors(responses)
+    assert statuses(responses) == {201: 8, 200: 8}
+    for first, second in zip(responses[::2], responses[1::2], strict=True):
+        assert {first.status_code, second.status_code} == {200, 201}  # each reporter counted once
+    counted = sorted(r.json()["infection_reports"] for r in responses if r.status_code == 201)
+    assert counted == list(range(1, 9))  # every increment saw the one before it: none lost, none doubled
+    with live.client() as client:
+        survivor = client.get(f"/api/v1/survivors/{target_id}", headers=bearer(target_tokens)).json()
+    assert survivor["infection_reports"] == 8
+    assert survivor["infected"] is True
+
+
+def test_create_survivor_concurrently_for_one_account_creates_one(live: GunicornServer, app: Flask):
+    (tokens,) = accounts_logged_in(live, app, 1)
+
+    responses = at_once(
+        live, [lambda c: c.post("/api/v1/survivors", json=survivor_body(), headers=bearer(tokens))] * 6
+    )
+
+    assert_no_server_errors(responses)
+    assert statuses(responses) == {201: 1, 409: 5}
+    (created,) = (r.json() for r in responses if r.status_code == 201)
+    with live.client() as client:
+        me = client.get("/api/v1/auth/me", headers=bearer(tokens)).json()
+        listed = client.get("/api/v1/survivors", headers=bearer(tokens)).json()
+    assert me["survivor_id"] == created["id"]
+    assert listed["total"] == 1
+
+
+def test_move_concurrently_with_one_if_match_applies_one(live: GunicornServer, app: Flask):
+    (tokens,) = accounts_logged_in(live, app, 1)
+    (survivor_id,) = create_survivors(live, [tokens])
+    with live.client() as client:
+        etag = client.get(f"/api/v1/survivors/{survivor_id}", headers=bearer(tokens)).headers["ETag"]
+    path = f"/api/v1/survivors/{survivor_id}/location"
+    headers = {**bearer(tokens), "If-Match": etag}
+
+    responses = at_once(
+        live,
+        [
+            lambda c, i=i: c.put(path, json={"latitude": float(i), "longitude": float(-i)}, headers=headers)
+            for i in range(1, 7)
+        ],
+    )
+
+    assert_no_server_errors(responses)
+    assert statuses(responses) == {200: 1, 412: 5}
+    (winner,) = (r for r in responses if r.status_code == 200)
+    assert winner.headers["ETag"] != etag
+    with live.client() as client:
+        stored = client.get(f"/api/v1/survivors/{survivor_id}", headers=bearer(tokens))
+    assert stored.json()["location"] == winner.json()["location"]
+    assert stored.headers["ETag"] == winner.headers["ETag"]
+
+
+def test_refresh_concurrently_with_one_token_rotates_once(live: GunicornServer, app: Flask):
+    (tokens,) = accounts_logged_in(live, app, 1)
+    refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+
+    responses = at_once(live, [lambda c: c.post("/api/v1/auth/refresh", headers=refresh)] * 5)
+
+    assert_no_server_errors(responses)
+    assert statuses(responses) == {200: 1, 401: 4}
+    (winner,) = (r.json() for r in responses if r.status_code == 200)
+    with live.client() as client:
+        again = client.post("/api/v1/auth/refresh", headers=refresh)
+        rotated = client.post(
+            "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {winner['refresh_token']}"}
+        )
+    assert again.status_code == 401
+    assert rotated.status_code == 200
+
+
+def test_register_concurrently_one_name_in_any_case_creates_one(live: GunicornServer, app: Flask):
+    base = f"zed{uuid.uuid4().hex[:8]}"
+    spellings = [
+        base,
+        base.upper(),
+        base.capitalize(),
+        base.swapcase().capitalize(),
+        base[:-1] + base[-1].upper(),
+    ]
+
+    responses = at_once(
+        live,
+        [
+            lambda c, name=name: c.post(
+                "/api/v1/auth/register", json={"username": name, "password": PASSWORD}
+            )
+            for name in [*spellings, base]
+        ],
+    )
+
+    assert_no_server_errors(responses)
+    assert statuses(responses) == {201: 1, 409: 5}
+    with app.app_context():
+        from api.extensions import db
+
+        stored = db.session.scalar(
+            select(func.count()).select_from(Account).where(Account.username_key == base.lower())
+        )
+        db.session.remove()
+    assert stored == 1
+    with live.client() as client:
+        login = client.post("/api/v1/auth/login", json={"username": base.upper(), "password": PASSWORD})
+    assert login.status_code == 200

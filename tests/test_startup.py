@@ -1,0 +1,189 @@
+"""The process start-up: first-start admin, refusals of bad settings, clean stop, `flask db upgrade`."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, inspect
+
+from tests.server import (
+    ADMIN_PASSWORD,
+    GunicornServer,
+    free_port,
+    gunicorn_command,
+    hermetic_environ,
+    log_problems,
+    run_to_exit,
+    server_environ,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+GENERATED = re.compile(r"Created admin account 'admin' with password: (\S+)")
+GOOD_SECRET = "startup-secret-" + "q7w8e9r0" * 5
+
+
+def login(server: GunicornServer, username: str, password: str) -> int:
+    with server.client() as client:
+        response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+        if response.status_code != 200:
+            return response.status_code
+        me = client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"}
+        )
+    assert me.json()["role"] == "admin"
+    return 200
+
+
+def assert_one_line_refusal(result, variable: str) -> str:
+    """The start failed with a non-zero exit and exactly one line naming `variable`, no traceback."""
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert result.returncode != 0, result.stdout
+    assert len(lines) == 1, result.stdout
+    assert "Traceback" not in result.stdout
+    assert re.search(rf"\b{variable}: ", lines[0]), lines[0]
+    return lines[0]
+
+
+def test_first_start_creates_admin_with_admin_password(app: Flask, db_url: str, tmp_path: Path):
+    server = GunicornServer(server_environ(db_url), tmp_path / "gunicorn.log")
+    with server:
+        assert login(server, "admin", ADMIN_PASSWORD) == 200
+        assert login(server, "admin", ADMIN_PASSWORD + "-wrong") == 401
+        assert server.stop() == 0  # SIGTERM is a graceful, successful stop
+    output = server.output()
+    assert not GENERATED.search(output)
+    assert ADMIN_PASSWORD not in output  # a chosen password is never echoed
+    assert not re.search(r"^INFO  \[resistance", output, re.MULTILINE)  # app records are JSON, once
+    assert not log_problems(output), output
+
+
+def test_first_start_without_admin_password_prints_one_once(app: Flask, db_url: str, tmp_path: Path):
+    environ = server_environ(db_url, ADMIN_PASSWORD="")
+    first = GunicornServer(environ, tmp_path / "first.log")
+    with first:
+        generated = GENERATED.findall(first.output())
+        assert len(generated) == 1, first.output()
+        assert login(first, "admin", generated[0]) == 200
+    assert first.output().count(generated[0]) == 1  # printed once; never logged by the requests
+
+    second = GunicornServer(environ, tmp_path / "second.log")
+    with second:
+        assert login(second, "admin", generated[0]) == 200
+    assert "password" not in second.output().lower()
+    assert not log_problems(first.output() + second.output())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "abc"),
+        ("JWT_ACCESS_TTL", "-1"),
+        ("WEB_CONCURRENCY", "0"),
+        ("DATABASE_URL", "mysql://db.example/resistance"),
+        ("RATELIMIT_AUTH", "lots"),
+        ("ADMIN_USERNAME", "no spaces allowed"),
+        ("JWT_SECRET_KEY", "short"),
+        ("GUNICORN_THREADS", "abc"),
+        ("ADMIN_PASSWORD", "short"),
+    ],
+)
+def test_start_with_bad_variable_stops_with_one_line(variable: str, value: str, tmp_path: Path):
+    database = tmp_path / "untouched.db"
+    settings = {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "JWT_SECRET_KEY": GOOD_SECRET,
+        "PORT": str(free_port()),
+    }
+    environ = hermetic_environ(**{**settings, variable: value})
+
+    line = assert_one_line_refusal(run_to_exit(gunicorn_command(), environ), variable)
+
+    assert line.startswith("configuration error: ")
+    if variable.endswith(("PASSWORD", "SECRET_KEY")):
+        assert value not in line  # a secret, even a bad one, is not echoed
+    assert not database.exists()  # refused before anything was written
+
+
+def test_start_with_several_bad_variables_names_each_on_one_line(tmp_path: Path):
+    environ = hermetic_environ(
+        DATABASE_URL=f"sqlite:///{tmp_path}/untouched.db",
+        JWT_SECRET_KEY=GOOD_SECRET,
+        PORT="abc",
+        JWT_ACCESS_TTL="-1",
+        GUNICORN_THREADS="0",
+    )
+
+    line = assert_one_line_refusal(run_to_exit(gunicorn_command(), environ), "PORT")
+
+    assert "JWT_ACCESS_TTL: " in line
+    assert "GUNICORN_THREADS: " in line
+
+
+def test_start_with_unreachable_database_stops_with_one_line(tmp_path: Path):
+    environ = hermetic_environ(
+        DATABASE_URL=f"sqlite:///{tmp_path}/missing-directory/resistance.db",
+        JWT_SECRET_KEY=GOOD_SECRET,
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+
+    line = assert_one_line_refusal(run_to_exit(gunicorn_command(), environ), "DATABASE_URL")
+
+    assert "unable to open database file" in line
+
+
+def test_production_without_jwt_secret_refuses(tmp_path: Path):
+    environ = hermetic_environ(APP_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path}/p.db")
+
+    line = assert_one_line_refusal(run_to_exit(gunicorn_command(), environ), "JWT_SECRET_KEY")
+
+    assert "production" in line
+
+
+def test_production_with_workers_but_no_redis_refuses(tmp_path: Path):
+    environ = hermetic_environ(
+        APP_ENV="production",
+        JWT_SECRET_KEY=GOOD_SECRET,
+        WEB_CONCURRENCY="3",
+        DATABASE_URL=f"sqlite:///{tmp_path}/p.db",
+    )
+
+    line = assert_one_line_refusal(run_to_exit(gunicorn_command(), environ), "WEB_CONCURRENCY")
+
+    assert "REDIS_URL" in line
+
+
+def test_production_with_one_worker_and_strong_secret_starts(tmp_path: Path):
+    environ = hermetic_environ(
+        APP_ENV="production",
+        JWT_SECRET_KEY=GOOD_SECRET,
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+        DATABASE_URL=f"sqlite:///{tmp_path}/p.db",
+    )
+    with GunicornServer(environ, tmp_path / "gunicorn.log") as server:
+        assert login(server, "admin", ADMIN_PASSWORD) == 200
+        with server.client() as client:
+            assert client.get("/readyz").json()["checks"]["database"] == "ok"
+
+
+def test_flask_db_upgrade_on_fresh_sqlite_file_creates_schema(tmp_path: Path):
+    database = tmp_path / "fresh.db"
+    environ = hermetic_environ(DATABASE_URL=f"sqlite:///{database}", JWT_SECRET_KEY=GOOD_SECRET)
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
+
+    first = run_to_exit(command, environ)
+    again = run_to_exit(command, environ)
+
+    assert first.returncode == 0, first.stdout
+    assert again.returncode == 0, again.stdout  # at head already: a no-op, not an error
+    assert "Traceback" not in first.stdout + again.stdout
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"alembic_version", "accounts", "survivors", "infection_reports", "revoked_tokens"} <= tables

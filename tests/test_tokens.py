@@ -1,0 +1,473 @@
+"""JWT edge cases and attacks: every bad token is a 401 problem with a Bearer challenge, never 422.
+
+Tokens are minted here with PyJWT directly, with the test secret where the attack needs a
+correctly signed token (a stolen-key or forged-claims scenario) and with other keys elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from flask import Flask
+from jwt.warnings import InsecureKeyLengthWarning
+from sqlalchemy import func, select
+
+from api import create_app
+from api.extensions import db
+from security import jwt as jwt_module
+from security.tokens import RevokedToken, decode_refresh_token, is_revoked, revoke, well_formed
+from tests import conftest
+from tests.conftest import SECRET, assert_problem
+
+ME = "/api/v1/auth/me"
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+ISSUER, AUDIENCE = "resistance-api", "resistance-api-clients"
+DROP = object()
+
+
+def claims(account: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The claims the app itself puts in an access token, changed as asked (DROP removes one)."""
+    now = int(time.time())
+    base = {
+        "fresh": False,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "type": "access",
+        "sub": account["id"],
+        "nbf": now,
+        "exp": now + 600,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "gen": 0,
+    }
+    base.update(changes)
+    return {key: value for key, value in base.items() if value is not DROP}
+
+
+def mint(payload: dict[str, Any], key: str | None = SECRET, algorithm: str = "HS256") -> str:
+    with warnings.catch_warnings():
+        # PyJWT warns that the test secret is short for HS512: the attack needs that very key.
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        return pyjwt.encode(payload, key, algorithm=algorithm)
+
+
+def b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def assert_refused(response: Any) -> dict[str, Any]:
+    """401 problem+json with a Bearer challenge and nothing from the JWT library's own errors."""
+    body = assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="resistance-api"')
+    assert "msg" not in body
+    assert "errors" not in body
+    return body
+
+
+@pytest.fixture
+def account(make) -> dict[str, Any]:
+    return make.account("survivor")
+
+
+# --- attacks on access-token routes ---------------------------------------------------------
+
+
+def _attack_token(kind: str, account: dict[str, Any]) -> str:
+    now = int(time.time())
+    good = claims(account)
+    if kind == "alg none":
+        return mint(good, None, "none")
+    if kind == "alg none, no signature, capitalised":
+        return f"{b64({'alg': 'None', 'typ': 'JWT'})}.{b64(good)}."
+    if kind == "other key":
+        return mint(good, "another-secret-" + "k" * 32)
+    if kind == "right key, HS512":
+        return mint(good, SECRET, "HS512")
+    if kind == "right key, HS384":
+        return mint(good, SECRET, "HS384")
+    if kind == "expired":
+        return mint(claims(account, iat=now - 1200, nbf=now - 1200, exp=now - 600))
+    if kind == "expired a second ago":
+        return mint(claims(account, iat=now - 901, nbf=now - 901, exp=now - 1))
+    if kind == "not yet valid":
+        return mint(claims(account, nbf=now + 600, exp=now + 1200))
+    if kind == "wrong iss":
+        return mint(claims(account, iss="someone-else"))
+    if kind == "no iss":
+        return mint(claims(account, iss=DROP))
+    if kind == "wrong aud":
+        return mint(claims(account, aud="other-clients"))
+    if kind == "no aud":
+        return mint(claims(account, aud=DROP))
+    if kind == "no sub":
+        return mint(claims(account, sub=DROP))
+    if kind == "sub not a uuid":
+        return mint(claims(account, sub="admin"))
+    if kind == "sub of no account":
+        return mint(claims(account, sub=str(uuid.uuid4())))
+    if kind == "sub not a string":
+        return mint(claims(account, sub=12345))
+    if kind == "stale generation":
+        return mint(claims(account, gen=-1))
+    if kind == "no gen":
+        return mint(claims(account, gen=DROP))
+    if kind == "gen not an integer":
+        return mint(claims(account, gen="0"))
+    if kind == "no jti":
+        return mint(claims(account, jti=DROP))
+    if kind == "jti too long":
+        return mint(claims(account, jti="j" * 65))
+    if kind == "jti not a string":
+        return mint(claims(account, jti=7))
+    if kind == "no exp":
+        return mint(claims(account, exp=DROP))
+    if kind == "unknown type":
+        return mint(claims(account, type="admin"))
+    if kind == "refresh type":
+        return account["refresh_token"]
+    if kind == "tampered payload":
+        header, _payload, signature = account["access_token"].split(".")
+        return f"{header}.{b64(claims(account, sub=str(uuid.uuid4())))}.{signature}"
+    if kind == "truncated signature":
+        return account["access_token"][:-4]
+    if kind == "garbage":
+        return "not.a.token"
+    if kind == "not base64":
+        return "@@@.###.$$$"
+    raise AssertionError(kind)
+
+
+ATTACKS = [
+    "alg none",
+    "alg none, no signature, capitalised",
+    "other key",
+    "right key, HS512",
+    "right key, HS384",
+    "expired",
+    "expired a second ago",
+    "not yet valid",
+    "wrong iss",
+    "no iss",
+    "wrong aud",
+    "no aud",
+    "no sub",
+    "sub not a uuid",
+    "sub of no account",
+    "sub not a string",
+    "stale generation",
+    "no gen",
+    "gen not an integer",
+    "no jti",
+    "jti too long",
+    "jti not a string",
+    "no exp",
+    "unknown type",
+    "refresh type",
+    "tampered payload",
+    "truncated signature",
+    "garbage",
+    "not base64",
+]
+
+
+@pytest.mark.parametrize("kind", ATTACKS)
+def test_access_route_with_bad_token_is_401(client, account, kind):
+    response = client.get(ME, headers={"Authorization": f"Bearer {_attack_token(kind, account)}"})
+    assert_refused(response)
+    assert account["id"] not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("kind", ATTACKS)
+def test_body_route_with_bad_token_is_401_not_422(client, account, kind):
+    token = _attack_token(kind, account)
+    response = client.post(LOGOUT, json={"refresh_token": 5}, headers={"Authorization": f"Bearer {token}"})
+    assert_refused(response)
+    # nothing was revoked by the refused request
+    assert client.get(ME, headers=account["headers"]).status_code == 200
+
+
+def test_well_formed_token_minted_with_the_key_is_accepted(client, account):
+    """The control for the attacks above: the same minting with nothing changed works."""
+    response = client.get(ME, headers={"Authorization": f"Bearer {mint(claims(account))}"})
+    assert response.status_code == 200
+    assert response.get_json()["id"] == account["id"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "bearer", "Basic dXNlcjpwYXNz", "Token abc", "Bearer a b", "JWT abc"],
+)
+def test_missing_or_malformed_authorization_header_is_401(client, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    assert_refused(client.get(ME, headers=headers))
+
+
+def test_lowercase_bearer_scheme_with_valid_token_is_refused(client, account):
+    """Only the exact `Bearer` scheme is read; anything else is as good as no token."""
+    response = client.get(ME, headers={"Authorization": f"bearer {account['access_token']}"})
+    assert_refused(response)
+
+
+@pytest.mark.parametrize("parameter", ["jwt", "access_token", "token"])
+def test_token_in_query_string_is_401(client, account, parameter):
+    response = client.get(f"{ME}?{parameter}={account['access_token']}")
+    assert_refused(response)
+
+
+def test_token_in_cookie_is_401(client, account):
+    client.set_cookie("access_token_cookie", account["access_token"])
+    assert_refused(client.get(ME))
+
+
+def test_token_in_json_body_is_401(client, account):
+    response = client.post(LOGOUT, json={"access_token": account["access_token"]})
+    assert_refused(response)
+
+
+def test_revoked_token_detail_says_revoked(client, account):
+    client.post(LOGOUT, headers=account["headers"])
+    assert (
+        assert_refused(client.get(ME, headers=account["headers"]))["detail"] == "The token has been revoked."
+    )
+
+
+def test_expired_token_detail_says_expired(client, account):
+    now = int(time.time())
+    token = mint(claims(account, iat=now - 100, exp=now - 50))
+    body = assert_refused(client.get(ME, headers={"Authorization": f"Bearer {token}"}))
+    assert body["detail"] == "The token has expired."
+
+
+def test_bad_token_detail_is_ours_not_the_librarys(client, account):
+    token = mint(claims(account, aud="other-clients"))
+    body = assert_refused(client.get(ME, headers={"Authorization": f"Bearer {token}"}))
+    assert "audience" not in body["detail"].lower()
+    assert body["detail"] == "The token is malformed, wrongly signed or of the wrong type."
+
+
+# --- attacks on the refresh route ----------------------------------------------------------
+
+
+def _refresh_attack(kind: str, account: dict[str, Any]) -> str:
+    now = int(time.time())
+    refresh = claims(account, type="refresh")
+    return {
+        "alg none": mint(refresh, None, "none"),
+        "other key": mint(refresh, "another-secret-" + "k" * 32),
+        "expired": mint({**refresh, "iat": now - 100, "exp": now - 10}),
+        "wrong aud": mint({**refresh, "aud": "x"}),
+        "access token": account["access_token"],
+        "no jti": mint({k: v for k, v in refresh.items() if k != "jti"}),
+        "stale generation": mint({**refresh, "gen": 3}),
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    "kind", ["alg none", "other key", "expired", "wrong aud", "access token", "no jti", "stale generation"]
+)
+def test_refresh_route_with_bad_token_is_401(client, account, kind):
+    response = client.post(REFRESH, headers={"Authorization": f"Bearer {_refresh_attack(kind, account)}"})
+    assert_refused(response)
+
+
+def test_refresh_minted_with_the_key_and_right_claims_is_accepted(client, account):
+    token = mint(claims(account, type="refresh"))
+    assert client.post(REFRESH, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+# --- the loaders normal traffic cannot reach ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("callback", "detail"),
+    [
+        ("_needs_fresh_token_callback", "A fresh token is required."),
+        ("_token_verification_failed_callback", "The token's claims were refused."),
+        ("_user_lookup_error_callback", "The token's account is disabled or no longer valid."),
+        ("_expired_token_callback", "The token has expired."),
+        ("_revoked_token_callback", "The token has been revoked."),
+    ],
+)
+def test_jwt_loader_answers_401_problem(app, callback, detail):
+    with app.test_request_context(ME):
+        from flask import g
+
+        g.request_id = "loader-test"
+        response = getattr(jwt_module.jwt, callback)({"alg": "HS256"}, {"sub": "x"})
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="resistance-api", error="invalid_token"'
+    body = response.get_json()
+    assert (body["status"], body["detail"], body["request_id"]) == (401, detail, "loader-test")
+
+
+def test_token_verification_failure_reaches_the_client_as_401(client, account):
+    token = mint(claims(account, jti=DROP))
+    body = assert_refused(client.get(ME, headers={"Authorization": f"Bearer {token}"}))
+    assert body["detail"] == "The token's claims were refused."
+
+
+# --- configuration of the manager ----------------------------------------------------------
+
+
+def test_configure_pins_algorithm_issuer_audience_and_location():
+    app = Flask("configure-test")
+    app.config.update(JWT_ACCESS_TOKEN_EXPIRES=60, JWT_REFRESH_TOKEN_EXPIRES=120)
+    jwt_module.configure(app)
+    assert app.config["JWT_ALGORITHM"] == "HS256"
+    assert app.config["JWT_DECODE_ALGORITHMS"] == ["HS256"]
+    assert app.config["JWT_DECODE_ISSUER"] == app.config["JWT_ENCODE_ISSUER"] == ISSUER
+    assert app.config["JWT_DECODE_AUDIENCE"] == app.config["JWT_ENCODE_AUDIENCE"] == AUDIENCE
+    assert app.config["JWT_TOKEN_LOCATION"] == ["headers"]
+    assert app.config["JWT_DECODE_LEEWAY"] == 0
+    assert app.config["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(seconds=60)
+    assert app.config["JWT_REFRESH_TOKEN_EXPIRES"] == timedelta(seconds=120)
+
+
+def test_configure_keeps_lifetimes_already_given_as_timedelta():
+    app = Flask("configure-test")
+    app.config.update(
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=2), JWT_REFRESH_TOKEN_EXPIRES=timedelta(hours=1)
+    )
+    jwt_module.configure(app)
+    assert app.config["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(minutes=2)
+    assert app.config["JWT_REFRESH_TOKEN_EXPIRES"] == timedelta(hours=1)
+
+
+@pytest.fixture
+def short_ttl_app(app: Flask, db_url: str) -> Iterator[Flask]:
+    application = create_app(
+        conftest.test_environ(db_url, JWT_ACCESS_TTL="60", JWT_REFRESH_TTL="120"),
+        TESTING=True,
+        PASSWORD_HASH_PROFILE="fast-tests",
+    )
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_token_lifetimes_follow_the_configuration(short_ttl_app, account):
+    client = short_ttl_app.test_client()
+    response = client.post(
+        "/api/v1/auth/login", json={"username": account["username"], "password": account["password"]}
+    )
+    body = response.get_json()
+    assert body["expires_in"] == 60
+    access = pyjwt.decode(body["access_token"], SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    refresh = pyjwt.decode(body["refresh_token"], SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    assert access["exp"] - access["iat"] == 60
+    assert refresh["exp"] - refresh["iat"] == 120
+
+
+def test_tokens_of_one_app_are_valid_on_another_with_the_same_secret(short_ttl_app, client, account):
+    """Every worker and replica verifies every token: nothing per process in the key."""
+    other = short_ttl_app.test_client()
+    assert other.get(ME, headers=account["headers"]).status_code == 200
+    client.post(LOGOUT, headers=account["headers"])
+    assert_refused(other.get(ME, headers=account["headers"]))
+
+
+# --- security.tokens units ------------------------------------------------------------------
+
+
+def _claims(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"jti": "abc", "type": "access", "exp": 2_000_000_000, "gen": 0}
+    base.update(changes)
+    return {key: value for key, value in base.items() if value is not DROP}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"type": "refresh"}, {"jti": "j" * 64}, {"exp": 2_000_000_000.5}, {"gen": 7}],
+)
+def test_well_formed_accepts_claims_we_issue(changes):
+    assert well_formed(_claims(**changes)) is True
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"jti": DROP},
+        {"jti": None},
+        {"jti": ""},
+        {"jti": "j" * 65},
+        {"jti": 5},
+        {"type": "id"},
+        {"type": DROP},
+        {"exp": DROP},
+        {"exp": "2000000000"},
+        {"exp": True},
+        {"gen": DROP},
+        {"gen": "0"},
+        {"gen": False},
+        {"gen": 0.0},
+    ],
+)
+def test_well_formed_refuses_claims_we_never_issue(changes):
+    assert well_formed(_claims(**changes)) is False
+
+
+def test_decode_refresh_token_returns_claims_of_a_refresh_token(app, account):
+    with app.app_context():
+        decoded = decode_refresh_token(account["refresh_token"])
+    assert decoded is not None
+    assert (decoded["sub"], decoded["type"]) == (account["id"], "refresh")
+
+
+@pytest.mark.parametrize("kind", ["access", "garbage", "other key", "malformed claims", "expired"])
+def test_decode_refresh_token_refuses_anything_else(app, account, kind):
+    now = int(time.time())
+    token = {
+        "access": account["access_token"],
+        "garbage": "garbage",
+        "other key": mint(claims(account, type="refresh"), "another-secret-" + "k" * 32),
+        "malformed claims": mint(claims(account, type="refresh", gen=DROP)),
+        "expired": mint(claims(account, type="refresh", iat=now - 100, exp=now - 1)),
+    }[kind]
+    with app.app_context():
+        assert decode_refresh_token(token) is None
+
+
+def test_revoke_is_true_once_then_false(app):
+    exp = int(time.time()) + 600
+    with app.app_context():
+        assert is_revoked("jti-1") is False
+        assert revoke("jti-1", exp) is True
+        assert revoke("jti-1", exp) is False
+        db.session.commit()
+        assert is_revoked("jti-1") is True
+        assert is_revoked("jti-2") is False
+
+
+def test_revoke_prunes_entries_of_tokens_already_expired(app):
+    now = int(time.time())
+    with app.app_context():
+        revoke("long-dead", now - 3600)
+        revoke("still-live", now + 3600)
+        db.session.commit()
+        revoke("new-one", now + 3600)
+        db.session.commit()
+        remaining = set(db.session.scalars(select(RevokedToken.jti)))
+        count = db.session.scalar(select(func.count()).select_from(RevokedToken))
+    assert remaining == {"still-live", "new-one"}
+    assert count == 2
+
+
+def test_revoked_entry_keeps_the_tokens_expiry(app):
+    exp = int(time.time()) + 1234
+    with app.app_context():
+        revoke("timed", exp)
+        db.session.commit()
+        stored = db.session.scalar(select(RevokedToken.expires_at).where(RevokedToken.jti == "timed"))
+    assert stored == datetime.fromtimestamp(exp, UTC)

@@ -77,13 +77,11 @@ def test_environ(db_url: str, **extra: str) -> dict[str, str]:
 def app(db_url: str) -> Iterator[Flask]:
     from flask_migrate import upgrade
 
-    application = create_app(test_environ(db_url), TESTING=True, PASSWORD_HASH_PROFILE="fast-tests")
+    application = build_app(db_url)
     with application.app_context():
         upgrade(directory=application.extensions["migrate"].directory)
     yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    dispose(application)
 
 
 TABLES = ["infection_reports", "survivors", "revoked_tokens", "accounts"]
@@ -104,6 +102,33 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
             else:
                 for table in TABLES:
                     connection.execute(text(f"DELETE FROM {table}"))
+
+
+def build_app(url: str, **environ: str) -> Flask:
+    """An app under test on `url` with extra environment-style settings."""
+    return create_app(test_environ(url, **environ), TESTING=True, PASSWORD_HASH_PROFILE="fast-tests")
+
+
+def dispose(application: Flask) -> None:
+    """Close an extra app's database connections."""
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(app: Flask, db_url: str) -> Iterator[Any]:
+    """Build more apps on the suite's database with other settings (`app` empties the tables after)."""
+    built: list[Flask] = []
+
+    def build(url: str = db_url, **environ: str) -> Flask:
+        application = build_app(url, **environ)
+        built.append(application)
+        return application
+
+    yield build
+    for application in built:
+        dispose(application)
 
 
 @pytest.fixture
@@ -167,6 +192,15 @@ class Factory:
         )
         assert response.status_code == 201, response.get_json()
         return {**response.get_json(), "owner": owner}
+
+    def infect(self, target: dict[str, Any], reporters: int = 3) -> list[dict[str, Any]]:
+        """Have `reporters` fresh survivors report target (3 reaches the default threshold)."""
+        made = []
+        for _ in range(reporters):
+            reporter = self.survivor()
+            assert self.report(reporter, target["id"]).status_code == 201
+            made.append(reporter)
+        return made
 
     def report(self, reporter: dict[str, Any], survivor_id: str) -> Any:
         """reporter (a survivor dict from .survivor()) reports survivor_id."""

@@ -136,16 +136,12 @@ def test_login_and_register_without_token_are_not_401(client):
         assert_problem(response, 422)
 
 
-def test_new_route_without_marker_is_protected_by_default(db_url):
-    from api import create_app
-    from tests.conftest import test_environ
-
-    application = create_app(test_environ(db_url), TESTING=True, PASSWORD_HASH_PROFILE="fast-tests")
+def test_new_route_without_marker_is_protected_by_default(make_app):
+    application = make_app()
     application.add_url_rule("/api/v1/brand-new", "brand_new", lambda: {"secret": "data"})
     response = application.test_client().get("/api/v1/brand-new")
     assert_problem(response, 401)
     assert b"secret" not in response.data
-    _dispose(application)
 
 
 def test_token_in_query_string_is_401(client, admin):
@@ -190,11 +186,3 @@ def test_unauthenticated_oversized_chunked_body_is_401(client):
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert_problem(response, 401)
-
-
-def _dispose(application) -> None:
-    from api.extensions import db
-
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()

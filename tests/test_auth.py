@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import jwt as pyjwt
@@ -13,11 +12,9 @@ from argon2 import PasswordHasher, Type
 from flask import Flask
 from sqlalchemy import select
 
-from api import create_app
 from api.accounts.models import Account
 from api.extensions import db
 from security.passwords import Passwords
-from tests import conftest
 from tests.conftest import PASSWORD, SECRET, assert_problem, unique_name
 
 REGISTER = "/api/v1/auth/register"
@@ -64,17 +61,9 @@ def comparable(response: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def closed_app(app: Flask, db_url: str) -> Iterator[Flask]:
+def closed_app(make_app):
     """A second app on the same database with ALLOW_REGISTRATION=false."""
-    application = create_app(
-        conftest.test_environ(db_url, ALLOW_REGISTRATION="false"),
-        TESTING=True,
-        PASSWORD_HASH_PROFILE="fast-tests",
-    )
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return make_app(ALLOW_REGISTRATION="false")
 
 
 # --- register -------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 import api.bootstrap as bootstrap
-from api import create_app
 from api.accounts.models import Account, Role
 from api.extensions import db
 from api.problems import ProblemError
-from tests import conftest
 from tests.conftest import PASSWORD, assert_problem
 
 LOGIN = "/api/v1/auth/login"
@@ -116,22 +113,9 @@ def test_accounts_create_unknown_role_is_a_usage_error(app):
 
 
 @pytest.fixture
-def build(app: Flask, db_url: str) -> Iterator[Callable[..., Flask]]:
-    """Apps on the test database with extra settings (the `app` fixture empties the tables after)."""
-    built: list[Flask] = []
-
-    def make_app(url: str = db_url, **environ: str) -> Flask:
-        application = create_app(
-            conftest.test_environ(url, **environ), TESTING=True, PASSWORD_HASH_PROFILE="fast-tests"
-        )
-        built.append(application)
-        return application
-
-    yield make_app
-    for application in built:
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()
+def build(make_app):
+    """Apps on the test database with extra settings."""
+    return make_app
 
 
 def test_prepare_creates_the_admin_with_admin_password(app, client, build, capsys):

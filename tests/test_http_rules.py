@@ -474,13 +474,9 @@ def test_docs_lookalike_path_gets_api_csp(client):
     assert client.get("/docsx").headers["Content-Security-Policy"] == API_CSP
 
 
-def test_hsts_is_sent_only_when_enabled(client, db_url):
-    from api import create_app
-
+def test_hsts_is_sent_only_when_enabled(client, make_app):
     assert "Strict-Transport-Security" not in client.get("/healthz").headers
-    application = create_app(
-        conftest.test_environ(db_url, HSTS_ENABLED="true"), TESTING=True, PASSWORD_HASH_PROFILE="fast-tests"
-    )
+    application = make_app(HSTS_ENABLED="true")
     hsts_client = application.test_client()
     for response in (
         hsts_client.get("/healthz"),
@@ -489,10 +485,6 @@ def test_hsts_is_sent_only_when_enabled(client, db_url):
     ):
         value = response.headers["Strict-Transport-Security"]
         assert value.startswith("max-age=") and int(value.split("=")[1].split(";")[0]) >= 31536000
-    from api.extensions import db
-
-    with application.app_context():
-        db.engine.dispose()
 
 
 def test_auth_responses_are_no_store(client, make):

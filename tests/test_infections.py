@@ -6,15 +6,11 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from api import create_app
 from api.extensions import db
-from tests import conftest
 from tests.conftest import Factory, assert_problem, random_uuid
 
 
@@ -30,15 +26,6 @@ def read(client: Any, survivor_id: str, headers: dict[str, str]) -> dict[str, An
 
 def as_admin(client: Any, admin: dict[str, Any], target_id: str, reporter_id: str) -> Any:
     return client.post(reports_url(target_id), json={"reporter_id": reporter_id}, headers=admin["headers"])
-
-
-def infect(make: Factory, target: dict[str, Any], reporters: int = 3) -> list[dict[str, Any]]:
-    made = []
-    for _ in range(reporters):
-        reporter = make.survivor()
-        assert make.report(reporter, target["id"]).status_code == 201
-        made.append(reporter)
-    return made
 
 
 # --- the order of checks (contract §3) -------------------------------------------------------
@@ -96,13 +83,13 @@ def test_report_yourself_is_422(client, make, admin):
 def test_report_yourself_while_infected_is_422(client, make):
     # Reporting yourself (422) is checked before the infected reporter (403).
     target = make.survivor()
-    infect(make, target)
+    make.infect(target)
     assert_problem(make.report(target, target["id"]), 422)
 
 
 def test_report_by_infected_reporter_is_403(client, make, admin):
     infected = make.survivor()
-    infect(make, infected)
+    make.infect(infected)
     victim = make.survivor()
     assert_problem(make.report(infected, victim["id"]), 403)
     assert_problem(as_admin(client, admin, victim["id"], infected["id"]), 403)
@@ -112,7 +99,7 @@ def test_report_by_infected_reporter_is_403(client, make, admin):
 def test_report_by_infected_reporter_with_body_is_403(client, make):
     # The infected reporter (403) is checked before a survivor account's body (422).
     infected = make.survivor()
-    infect(make, infected)
+    make.infect(infected)
     victim = make.survivor()
     response = client.post(
         reports_url(victim["id"]), json={"reporter_id": infected["id"]}, headers=infected["owner"]["headers"]
@@ -257,7 +244,7 @@ def test_report_infects_at_the_threshold_of_distinct_reporters(client, make, adm
 
 def test_report_after_infection_keeps_counting_and_stays_infected(client, make, admin):
     target = make.survivor()
-    reporters = infect(make, target)
+    reporters = make.infect(target)
     fourth = make.report(make.survivor(), target["id"])
     assert fourth.status_code == 201
     assert fourth.get_json()["infection_reports"] == 4 and fourth.get_json()["infected"] is True
@@ -333,17 +320,9 @@ def test_report_concurrent_reports_count_each_reporter_once(app, make, admin):
 
 
 @pytest.fixture
-def strict_app(app: Flask, db_url: str) -> Iterator[Flask]:
+def strict_app(make_app):
     """A second app on the same database with INFECTION_THRESHOLD=1 (app keeps the cleanup)."""
-    application = create_app(
-        conftest.test_environ(db_url, INFECTION_THRESHOLD="1"),
-        TESTING=True,
-        PASSWORD_HASH_PROFILE="fast-tests",
-    )
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return make_app(INFECTION_THRESHOLD="1")
 
 
 def test_report_threshold_is_configurable(strict_app):

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert
 
-from api import create_app
 from api.extensions import db
 from api.survivors.models import Survivor
-from tests import conftest
 from tests.conftest import Factory, assert_problem
 
 REPORTS = "/api/v1/reports"
@@ -104,17 +102,9 @@ def test_infection_report_rounds_percentages_to_two_decimals(client, make, obser
 
 
 @pytest.fixture
-def lenient_app(app: Any, db_url: str) -> Iterator[Any]:
+def lenient_app(make_app):
     """A second app on the same database with INFECTION_THRESHOLD=1 (app keeps the cleanup)."""
-    application = create_app(
-        conftest.test_environ(db_url, INFECTION_THRESHOLD="1"),
-        TESTING=True,
-        PASSWORD_HASH_PROFILE="fast-tests",
-    )
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return make_app(INFECTION_THRESHOLD="1")
 
 
 def test_infection_report_one_of_three_is_33_33(lenient_app):

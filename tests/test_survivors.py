@@ -29,16 +29,6 @@ SURVIVOR_KEYS = {
 MALFORMED_IDS = ["123", "not-a-uuid", random_uuid() + "0", random_uuid()[:-1]]
 
 
-def infect(make: Any, target: dict[str, Any], reporters: int = 3) -> list[dict[str, Any]]:
-    """Have `reporters` fresh survivors report target (3 reaches the default threshold)."""
-    made = []
-    for _ in range(reporters):
-        reporter = make.survivor()
-        assert make.report(reporter, target["id"]).status_code == 201
-        made.append(reporter)
-    return made
-
-
 def parse_links(header: str | None) -> dict[str, str]:
     """RFC 8288 Link header -> {rel: url}."""
     if not header:
@@ -518,7 +508,7 @@ def test_list_survivors_link_header_keeps_the_filter(client, make, observer):
 
 def test_list_survivors_filters_on_infected(client, make, observer):
     target = make.survivor(name="Target")
-    reporters = infect(make, target)
+    reporters = make.infect(target)
     infected = client.get(f"{URL}?infected=true", headers=observer["headers"]).get_json()
     assert [item["id"] for item in infected["items"]] == [target["id"]]
     assert infected["total"] == 1 and infected["items"][0]["infected"] is True
@@ -744,7 +734,7 @@ def test_get_inventory_points_per_item(client, make, item, points):
 
 def test_get_inventory_of_infected_survivor_is_403_except_for_admin(client, make, observer, admin):
     target = make.survivor(inventory={"water": 1, "food": 1, "medication": 1, "ammunition": 1})
-    reporters = infect(make, target)
+    reporters = make.infect(target)
     url = f"{URL}/{target['id']}/inventory"
     for headers in (target["owner"]["headers"], reporters[0]["owner"]["headers"], observer["headers"]):
         response = client.get(url, headers=headers)

@@ -11,7 +11,6 @@ import json
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,11 +20,9 @@ from flask import Flask
 from jwt.warnings import InsecureKeyLengthWarning
 from sqlalchemy import func, select
 
-from api import create_app
 from api.extensions import db
 from security import jwt as jwt_module
 from security.tokens import RevokedToken, decode_refresh_token, is_revoked, revoke, well_formed
-from tests import conftest
 from tests.conftest import SECRET, assert_problem
 
 ME = "/api/v1/auth/me"
@@ -345,16 +342,8 @@ def test_configure_keeps_lifetimes_already_given_as_timedelta():
 
 
 @pytest.fixture
-def short_ttl_app(app: Flask, db_url: str) -> Iterator[Flask]:
-    application = create_app(
-        conftest.test_environ(db_url, JWT_ACCESS_TTL="60", JWT_REFRESH_TTL="120"),
-        TESTING=True,
-        PASSWORD_HASH_PROFILE="fast-tests",
-    )
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def short_ttl_app(make_app):
+    return make_app(JWT_ACCESS_TTL="60", JWT_REFRESH_TTL="120")
 
 
 def test_token_lifetimes_follow_the_configuration(short_ttl_app, account):

@@ -6,11 +6,16 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgresql+psycopg://127.0.0.1:5432/test
 TEST_PG_URL := $(if $(DATABASE_URL),$(DATABASE_URL),$(PG_URL))
 
-.PHONY: run test lint check-postgres openapi clean
+.PHONY: run test openapi spectral clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Spectral and the OWASP ruleset, pinned by package-lock.json (the contract scan of openapi.yaml).
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
@@ -22,19 +27,25 @@ run: $(VENV)/.runtime
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 ## Set up and run every check: lint, bandit, unit + HTTP tests on SQLite and PostgreSQL, coverage.
-test: $(VENV)/.dev
+test: $(VENV)/.dev node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/bandit -q -r api security -ll
 	$(VENV)/bin/mypy
+	node_modules/.bin/spectral lint openapi.yaml --fail-severity=warn
 	rm -f .coverage
 	$(PY) -m pytest --cov --cov-report= -p no:cacheprovider
 	TEST_DATABASE_URL=$(TEST_PG_URL) $(PY) -m pytest --cov --cov-append --cov-report= -p no:cacheprovider
 	$(PY) -m coverage report
+	$(PY) -m tests.run_schemathesis
 
 ## Rewrite openapi.yaml from the app (a test fails when they differ).
 openapi: $(VENV)/.runtime
 	JWT_SECRET_KEY=openapi-generation-only-secret-0123456789 DATABASE_URL=sqlite:// \
 		$(VENV)/bin/flask --app wsgi openapi write --format=yaml openapi.yaml
 
+## The OWASP contract scan alone (make test runs it too).
+spectral: node_modules/.installed
+	node_modules/.bin/spectral lint openapi.yaml --fail-severity=warn
+
 clean:
-	rm -rf $(VENV) .coverage htmlcov .pytest_cache
+	rm -rf $(VENV) node_modules .coverage htmlcov .pytest_cache

@@ -49,6 +49,22 @@ else:
     forwarded_allow_ips = ""
 
 
+def _write_problem(sock, status_int, reason, mesg):  # noqa: ARG001 - gunicorn.util.write_error's signature
+    """Requests gunicorn refuses before the app sees them still get problem+json and our headers."""
+    from gunicorn import util
+
+    from security.headers import raw_problem
+
+    util.write_nonblock(sock, raw_problem(status_int, reason))
+
+
+def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    """In each worker: answer malformed/oversized requests (400/414/431) as problem+json."""
+    from gunicorn import util
+
+    util.write_error = _write_problem
+
+
 def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     """Once, in the master: apply migrations and create the first admin before workers fork."""
     from api import create_app

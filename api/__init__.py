@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response
+from redis.exceptions import RedisError
 
-from api import database, logs
+from api import caching, database, logs
 from api.config import STATIC_SETTINGS, load_settings
 from api.extensions import migrate
 from api.openapi import ProblemApi, ProblemResponsesPlugin, register_security_scheme, spec_options
@@ -44,6 +45,7 @@ def register_extensions(app: Flask) -> None:
 
     logs.init_app(app)
     database.init_app(app)
+    caching.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponsesPlugin()]})
     register_security_scheme(api)
@@ -57,14 +59,13 @@ def register_blueprints(app: Flask) -> None:
     from api.auth.routes import blp as auth
     from api.docs.routes import bp as docs
     from api.infections.routes import blp as infections
-    from api.ops.routes import bp as ops
+    from api.ops.routes import blp as ops
     from api.reports.routes import blp as reports
     from api.survivors.routes import blp as survivors
 
     api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
-    for blueprint in (auth, accounts, survivors, infections, reports):
+    for blueprint in (auth, accounts, survivors, infections, reports, ops):
         api.register_blueprint(blueprint)
-    app.register_blueprint(ops)
     app.register_blueprint(docs)
 
 
@@ -74,6 +75,14 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(ProblemError)
     def _problem(error: ProblemError) -> Response:
         return problem_response(error.status, error.detail, errors=error.errors, headers=error.headers)
+
+    @app.errorhandler(RedisError)
+    def _redis_down(error: RedisError) -> Response:
+        # Limits and revocation must never silently switch off: refuse until Redis is back.
+        log.error("redis unavailable", extra={"error": type(error).__name__})
+        return problem_response(
+            503, "A shared service is unavailable; retry shortly.", headers={"Retry-After": "5"}
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -1,4 +1,11 @@
-"""HTTP caching: strong ETags from stored versions, 304 on If-None-Match, 412 on a stale If-Match."""
+"""HTTP caching and the server-side cache, both keyed by a version the database keeps.
+
+Every write to survivor data bumps one counter row in the same transaction. A list or report's
+ETag is that version plus the URL, so a 304 costs one primary-key read and no serialising, and
+its rendered body is cached under the same version: a write makes every worker's and replica's
+cached copy unreachable at once, so nothing stale is ever served. Single survivors use their
+own row version. Cached bodies are JSON (never pickle), in Redis when REDIS_URL is set.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,64 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, request
+from cachelib.serializers import JSONSerializer
+from flask import Flask, Response, request
+from flask_caching import Cache
+from sqlalchemy import BigInteger, String, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from api.extensions import db
 
 CACHE_CONTROL = "private, no-cache"
+SURVIVORS = "survivors"
+CACHE_SECONDS = 300
+
+cache = Cache()
+
+
+class DataVersion(db.Model):  # type: ignore[name-defined,misc]
+    """A counter per data set, bumped by every write that changes its representations."""
+
+    __tablename__ = "data_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+
+
+def bump(session: Session, name: str = SURVIVORS) -> None:
+    """Invalidate every cached representation of `name` (call inside the write transaction)."""
+    session.execute(
+        update(DataVersion).where(DataVersion.name == name).values(version=DataVersion.version + 1)
+    )
+
+
+def current_version(name: str = SURVIVORS) -> int:
+    """The data set's version as committed now."""
+    return db.session.scalar(select(DataVersion.version).where(DataVersion.name == name)) or 0
+
+
+class _JSONCacheSerializer(JSONSerializer):
+    """cachelib's JSON serializer, quiet about a missing key (Redis answers None)."""
+
+    def loads(self, bvalue: Any, *args: Any, **kwargs: Any) -> Any:
+        return None if bvalue is None else super().loads(bvalue, *args, **kwargs)
+
+
+def init_app(app: Flask) -> None:
+    """Bind the cache: Redis when REDIS_URL is set (shared by all), else this process's memory."""
+    redis_url = app.config.get("REDIS_URL")
+    config: dict[str, Any] = {"CACHE_DEFAULT_TIMEOUT": CACHE_SECONDS, "CACHE_KEY_PREFIX": "resistance:"}
+    if redis_url:
+        config.update(
+            CACHE_TYPE="RedisCache",
+            CACHE_REDIS_URL=redis_url,
+            CACHE_OPTIONS={"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+        )
+    else:
+        config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=2000)
+    cache.init_app(app, config=config)
+    for backend in app.extensions["cache"].values():
+        backend.serializer = _JSONCacheSerializer()
 
 
 def _not_modified(etag: str) -> Response | None:
@@ -27,19 +89,38 @@ def with_etag(etag: str, body: Any) -> Any:
     return body, {"ETag": etag, "Cache-Control": CACHE_CONTROL}
 
 
-def body_etag(view: Callable[..., Response]) -> Callable[..., Response]:
-    """For a GET whose body has no stored version (a list, a report): a strong ETag hashed from
-    the exact bytes served, so any change to the representation changes it and nothing is ever
-    stale. Goes outside @blp.response, which hands it the finished 200 response."""
+def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
+    """For a GET whose body depends only on survivor data and the URL (lists, reports).
+
+    Goes outside @blp.response and inside @blp.arguments (an invalid query is 422 before any
+    304). Authentication has already run (before_request), and the body is the same for every
+    account, so one cached copy may serve them all.
+    """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
-        response = view(*args, **kwargs)
-        etag = '"' + hashlib.sha256(response.get_data()).hexdigest()[:40] + '"'
+        version = current_version()
+        url = request.path + "?" + request.query_string.decode("latin-1")
+        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        etag = f'"{SURVIVORS}.{version}.{digest}"'
+        not_modified = _not_modified(etag)
+        if not_modified is not None:
+            return not_modified
+        key = f"view:{version}:{digest}"
+        cached = cache.get(key)
+        if cached is not None:
+            response = Response(cached["body"], mimetype="application/json")
+            if cached["link"]:
+                response.headers["Link"] = cached["link"]
+        else:
+            response = view(*args, **kwargs)
+            if response.status_code == 200:
+                cache.set(
+                    key, {"body": response.get_data(as_text=True), "link": response.headers.get("Link")}
+                )
         response.headers["ETag"] = etag
         response.headers["Cache-Control"] = CACHE_CONTROL
-        not_modified = _not_modified(etag)
-        return response if not_modified is None else not_modified
+        return response
 
     return wrapper
 

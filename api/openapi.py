@@ -2,32 +2,52 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
 from apispec import APISpec, BasePlugin
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
 from flask_smorest import Api
+from flask_smorest.spec.plugins import FlaskPlugin
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import UUIDConverter
 
-from api.problems import PROBLEM_MIME, problem_response, webargs_errors
+from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME, problem_response, webargs_errors
+from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
 BEARER_SCHEME = "bearerAuth"
+
+
+# Bounds that hold for every problem document: the path is bounded by gunicorn's
+# limit_request_line (4094), and a 64 KiB body cannot name more than 16384 fields.
+MAX_PATH_LENGTH = 4094
+# Text we write ourselves (titles, details, validation messages): no control characters.
+PLAIN_TEXT = r"^[^\u0000-\u001F\u007F]*$"
 
 
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, as every 4xx/5xx response carries them."""
 
     type = ma.fields.String(metadata={"format": "uri", "maxLength": 200})
-    title = ma.fields.String(metadata={"maxLength": 200})
+    title = ma.fields.String(metadata={"maxLength": 200, "pattern": PLAIN_TEXT})
     status = ma.fields.Integer(validate=ma.validate.Range(100, 599), metadata={"format": "int32"})
-    detail = ma.fields.String(metadata={"maxLength": 2000})
-    instance = ma.fields.String(metadata={"maxLength": 2000})
+    detail = ma.fields.String(metadata={"maxLength": 2000, "pattern": PLAIN_TEXT})
+    instance = ma.fields.String(
+        metadata={"maxLength": MAX_PATH_LENGTH, "pattern": "^/", "description": "The request path."}
+    )
     request_id = ma.fields.String(metadata={"maxLength": 128, "pattern": "^[A-Za-z0-9._-]{1,128}$"})
     errors = ma.fields.Dict(
-        keys=ma.fields.String(metadata={"maxLength": 200}),
-        values=ma.fields.List(ma.fields.String(metadata={"maxLength": 500}), metadata={"maxItems": 50}),
-        metadata={"description": "Dotted field path to messages, on validation failures."},
+        keys=ma.fields.String(),
+        values=ma.fields.List(
+            ma.fields.String(metadata={"maxLength": 500, "pattern": PLAIN_TEXT}),
+            metadata={"maxItems": MAX_MESSAGES},
+        ),
+        metadata={
+            "description": "Dotted field path to messages, on validation failures.",
+            "maxProperties": MAX_ERROR_FIELDS,
+        },
     )
 
 
@@ -42,37 +62,209 @@ _RESPONSES: dict[str, tuple[str, str]] = {
     "413": ("PayloadTooLarge", "The body is over 64 KiB."),
     "415": ("UnsupportedMediaType", "The body is not application/json."),
     "422": ("ValidationError", "Invalid body or query parameter."),
+    "414": ("URITooLong", "The request line is over the server's limit."),
+    "429": ("TooManyRequests", "Rate limit reached: retry after Retry-After seconds."),
+    "431": ("HeadersTooLarge", "A request header (or all of them) is over the server's limit."),
     "500": ("InternalError", "Unexpected failure; nothing internal is disclosed."),
 }
 
+# Public operations that still answer 401 (endpoint -> why). Everything else that is public
+# never checks a token, so a 401 there would be a false promise.
+PUBLIC_WITH_401 = {"auth.Login": "Bad credentials, a malformed username or a disabled account."}
+
+_SECONDS = {"type": "integer", "format": "int32", "minimum": 0, "maximum": 2_147_483_647}
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+CORS_HEADER = "Access-Control-Allow-Origin"
+_HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit-Limit": {
+        "description": "Requests allowed in the current window of the limit closest to refusing.",
+        "schema": {**_SECONDS, "minimum": 1},
+    },
+    "RateLimit-Remaining": {
+        "description": "Requests left in that window.",
+        "schema": _SECONDS,
+    },
+    "RateLimit-Reset": {
+        "description": "Seconds until the window frees a request.",
+        "schema": _SECONDS,
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before the next request can succeed.",
+        "schema": {**_SECONDS, "minimum": 1},
+    },
+    "ETag": {
+        "description": "Strong entity tag of this representation (for If-None-Match and If-Match).",
+        "schema": {"type": "string", "maxLength": 130, "pattern": '^"[A-Za-z0-9._-]{1,128}"$'},
+    },
+    "Cache-Control": {
+        "description": "Clients may store the response but must revalidate it (If-None-Match).",
+        "schema": {"type": "string", "enum": ["private, no-cache"]},
+    },
+    "Access-Control-Allow-Origin": {
+        "description": "Only when CORS_ORIGINS names the request's Origin (CORS is off by default).",
+        "schema": {"type": "string", "maxLength": 2048, "pattern": "^https?://[^\\s/]+$"},
+    },
+    "Link": {
+        "description": 'RFC 8288 links to the rel="prev" and rel="next" pages, where they exist.',
+        "schema": {"type": "string", "maxLength": 8192, "pattern": '^<[^>]+>; rel="(prev|next)"'},
+    },
+}
+# An entity tag list as RFC 9110 writes it (or *); anything else is answered 400.
+_ETAG_LIST = {"type": "string", "maxLength": ETAG_LIST_MAX, "pattern": ETAG_LIST_PATTERN}
+_PARAMETERS: dict[str, dict[str, Any]] = {
+    "IfNoneMatch": {
+        "name": "If-None-Match",
+        "description": "ETags the client holds: a current one is answered 304 with no body.",
+        "schema": _ETAG_LIST,
+    },
+    "IfMatch": {
+        "name": "If-Match",
+        "description": "Write only if the resource still has one of these ETags (else 412).",
+        "schema": _ETAG_LIST,
+    },
+}
+_UUID_PATH = {
+    "type": "string",
+    "format": "uuid",
+    "minLength": 36,
+    "maxLength": 36,
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+}
+_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+API_PREFIX = "/api/v1/"
+
+
+def _uuid_path_schema(converter: Any) -> dict[str, Any]:  # noqa: ARG001 - apispec's signature
+    return dict(_UUID_PATH)
+
+
+def _bounded_properties(
+    converter: Any,  # noqa: ARG001 - bound as a method of apispec's field converter
+    field: ma.fields.Field,
+    ret: dict[str, Any],
+    **kwargs: Any,  # noqa: ARG001
+) -> dict[str, Any]:
+    """What apispec leaves out: strftime DateTimes as date-time, integers bounded by their format."""
+    extra: dict[str, Any] = {}
+    if isinstance(field, ma.fields.DateTime) and ret.get("format", "") is None:
+        # A custom strftime format: apispec writes format/pattern null; ours is RFC 3339 UTC.
+        extra = {"format": "date-time", "pattern": field.metadata.get("pattern", RFC3339_UTC)}
+    elif ret.get("type") == "integer" and ret.get("format") in _INT_RANGE:
+        low, high = _INT_RANGE[ret["format"]]
+        extra = {"minimum": ret.get("minimum", low), "maximum": ret.get("maximum", high)}
+    return extra
+
+
+def operation_id(endpoint: str, method: str) -> str:
+    """camelCase method + view name: 'survivors.SurvivorById', 'get' -> 'getSurvivorById'."""
+    view = endpoint.rsplit(".", 1)[-1]
+    return method + "".join(part[:1].upper() + part[1:] for part in view.split("_"))
+
 
 class ProblemResponsesPlugin(BasePlugin):
-    """Adds the problem responses every operation can give, so no view repeats them."""
+    """Documents what every operation shares, so no view repeats it: problem responses, 429,
+    rate-limit and caching headers, operationIds, bounded path ids and integers."""
 
     def init_spec(self, spec: APISpec) -> None:
         self.spec = spec
+        for plugin in spec.plugins:
+            if isinstance(plugin, MarshmallowPlugin):
+                plugin.converter.add_attribute_function(_bounded_properties)  # type: ignore[union-attr]
+            if isinstance(plugin, FlaskPlugin):
+                plugin.register_converter(UUIDConverter, _uuid_path_schema)
+        for name, header in _HEADERS.items():
+            spec.components.header(name, header)
+        for name, parameter in _PARAMETERS.items():
+            spec.components.parameter(name, "header", parameter)
         spec.components.schema("Problem", schema=ProblemSchema)
-        for name, description in _RESPONSES.values():
-            spec.components.response(
-                name,
-                {"description": description, "content": {PROBLEM_MIME: {"schema": "Problem"}}},
-            )
+        for status, (name, description) in _RESPONSES.items():
+            response: dict[str, Any] = {
+                "description": description,
+                "content": {PROBLEM_MIME: {"schema": "Problem"}},
+            }
+            response["headers"] = {CORS_HEADER: CORS_HEADER}
+            if status.startswith("4"):
+                response["headers"].update({header: header for header in RATE_LIMIT_HEADERS})
+            if status == "429":
+                response["headers"]["Retry-After"] = "Retry-After"
+            spec.components.response(name, response)
 
     def operation_helper(
         self,
-        path: str | None = None,  # noqa: ARG002 - apispec passes it by keyword
+        path: str | None = None,
         operations: dict[str, Any] | None = None,
-        **kwargs: Any,  # noqa: ARG002
+        **kwargs: Any,
     ) -> None:
+        rule = kwargs.get("rule")  # flask-smorest passes the Flask rule; bare spec.path() does not
+        endpoint = rule.endpoint if rule is not None else ""
+        limited = (path or "").startswith(API_PREFIX)
         for method, operation in (operations or {}).items():
-            responses = operation.setdefault("responses", {})
-            wanted = ["400", "404", "422", "500"]
-            if operation.get("security") != []:
-                wanted += ["401", "403"]
+            if endpoint:
+                operation.setdefault("operationId", operation_id(endpoint, method))
+            self._describe(operation)
+            # flask-smorest keys some statuses by int; apispec makes them strings later anyway.
+            responses = {str(code): doc for code, doc in operation.get("responses", {}).items()}
+            operation["responses"] = responses
+            for status, doc in responses.items():
+                # flask-smorest's own per-status components (UNPROCESSABLE_ENTITY…) become ours.
+                if status in _RESPONSES and doc == HTTPStatus(int(status)).name:
+                    responses[status] = _RESPONSES[status][0]
+            public = operation.get("security") == []
+            wanted = ["414", "431", "500"]
+            if limited:
+                wanted += ["400", "404", "422", "429"]
+            if not public or endpoint in PUBLIC_WITH_401:
+                wanted += ["401"]
+            if not public:
+                wanted += ["403"]
             if method in {"post", "put", "patch"}:
                 wanted += ["413", "415"]
-            for status in wanted:
+            for status in sorted(wanted):
                 responses.setdefault(status, _RESPONSES[status][0])
+            self._caching(operation, responses)
+            self._response_headers(responses, limited)
+
+    @staticmethod
+    def _describe(operation: dict[str, Any]) -> None:
+        """A description for every operation: the docstring's body, else its summary and access."""
+        if operation.get("description"):
+            return
+        summary = operation.get("summary", "").rstrip(".")
+        access = (
+            "Public: no token needed." if operation.get("security") == [] else "Needs a bearer access token."
+        )
+        operation["description"] = f"{summary}. {access}".lstrip(". ")
+
+    @staticmethod
+    def _caching(operation: dict[str, Any], responses: dict[str, Any]) -> None:
+        """A declared 304 means If-None-Match is honoured; a declared 412, If-Match."""
+        parameters = operation.setdefault("parameters", [])
+        ok_headers: dict[str, str] = {}
+        if "304" in responses:
+            parameters.append("IfNoneMatch")
+            ok_headers |= {"ETag": "ETag", "Cache-Control": "Cache-Control"}
+            responses["304"].setdefault("headers", {}).update(ok_headers)
+        if "412" in responses:
+            parameters.append("IfMatch")
+            ok_headers["ETag"] = "ETag"
+        if any(isinstance(p, dict) and (p["in"], p["name"]) == ("query", "page") for p in parameters):
+            ok_headers["Link"] = "Link"
+        if ok_headers:
+            responses["200"].setdefault("headers", {}).update(ok_headers)
+        if not parameters:
+            del operation["parameters"]
+
+    @staticmethod
+    def _response_headers(responses: dict[str, Any], limited: bool) -> None:
+        """Inline responses carry the CORS header and, under /api/v1, 2xx-4xx the rate-limit
+        headers (the problem components carry them too)."""
+        for status, response in responses.items():
+            if isinstance(response, dict):
+                headers = response.setdefault("headers", {})
+                headers[CORS_HEADER] = CORS_HEADER
+                if limited and status[:1] in {"2", "3", "4"}:
+                    headers.update({name: name for name in RATE_LIMIT_HEADERS})
 
 
 class ProblemApi(Api):
@@ -80,6 +272,9 @@ class ProblemApi(Api):
 
     DEFAULT_ERROR_RESPONSE_NAME = None
     ERROR_SCHEMA = ProblemSchema
+
+    def _register_pagination_header(self) -> None:
+        """No X-Pagination: our pages carry their counts in the body and a Link header."""
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         """Render any HTTPException (smorest, webargs, Werkzeug) as a problem document."""
@@ -122,7 +317,7 @@ def spec_options() -> dict[str, Any]:
 
 
 def register_security_scheme(api: Api) -> None:
-    """Declare the bearer JWT scheme (RFC 8725 practices) in the spec."""
+    """Declare the bearer JWT scheme (RFC 8725 practices) in the spec; the OWASP rule wants "RFC8725"."""
     if BEARER_SCHEME in api.spec.components.security_schemes:
         return
     api.spec.components.security_scheme(
@@ -134,7 +329,7 @@ def register_security_scheme(api: Api) -> None:
             "description": (
                 "Access token from POST /api/v1/auth/login, sent as 'Authorization: Bearer "
                 "<token>'. HS256 only, iss and aud verified, short-lived, revocable; follows "
-                "RFC 8725 (JWT best current practices)."
+                "RFC8725 (RFC 8725, JSON Web Token Best Current Practices)."
             ),
         },
     )

@@ -10,6 +10,9 @@ from flask import Response, g, has_request_context, json, request
 
 PROBLEM_MIME = "application/problem+json"
 PROBLEM_BASE = "https://resistance.example/problems/"
+# A 64 KiB body can name thousands of unknown fields: the answer lists at most this many.
+MAX_ERROR_FIELDS = 50
+MAX_MESSAGES = 50
 
 # status -> (type slug, title); the titles are fixed so no exception text can leak through them.
 _KINDS: dict[int, tuple[str, str]] = {
@@ -21,10 +24,13 @@ _KINDS: dict[int, tuple[str, str]] = {
     409: ("conflict", "Conflict"),
     412: ("precondition-failed", "Precondition failed"),
     413: ("payload-too-large", "Payload too large"),
+    414: ("uri-too-long", "URI too long"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation-error", "Validation failed"),
     429: ("rate-limited", "Too many requests"),
+    431: ("headers-too-large", "Request headers too large"),
     500: ("internal-error", "Internal server error"),
+    501: ("not-implemented", "Not implemented"),
     502: ("bad-gateway", "Upstream failed"),
     503: ("service-unavailable", "Service unavailable"),
 }
@@ -57,7 +63,9 @@ def problem_body(status: int, detail: str | None = None, errors: Any = None) -> 
         body["instance"] = request.path
         body["request_id"] = g.get("request_id")
     if errors:
-        body["errors"] = errors
+        body["errors"] = {
+            path: list(messages)[:MAX_MESSAGES] for path, messages in list(errors.items())[:MAX_ERROR_FIELDS]
+        }
     return body
 
 

@@ -11,6 +11,11 @@ from marshmallow import validate
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000
+# If-None-Match / If-Match: printable ASCII up to 1 KiB (security/headers.py answers 400
+# otherwise, and the spec documents the same). A value that names no current entity tag simply
+# matches nothing: no 304, or 412 for If-Match.
+ETAG_LIST_PATTERN = r"^[\x20-\x7e]*$"
+ETAG_LIST_MAX = 1024
 UUID_META = {"format": "uuid", "maxLength": 36, "minLength": 36}
 
 

@@ -2,16 +2,18 @@
 
 Order of the before_request hooks (each may answer on its own):
 1. request id (so every later answer and log line carries it);
-2. authentication of the matched endpoint (401 wins over 413/415/422: no body read yet);
-3. the JSON-body rule (415, 413).
-Security headers are added after every response, errors included.
+2. rate limits (429), keyed per account from the token's signature, else per client IP;
+3. authentication of the matched endpoint (401 wins over 413/415/422: no body read yet);
+4. conditional headers that are not entity-tag lists (400), then the JSON-body rule (415, 413).
+Security headers are added after every response, errors included; CORS only for
+CORS_ORIGINS.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from security import headers, jwt
+from security import cors, headers, jwt, limiter
 from security.jwt import AccountLoader
 from security.permissions import authenticate
 
@@ -20,5 +22,8 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
     """Wire every security concern into the app."""
     jwt.init_app(app, load_account)
     headers.init_app(app)
+    cors.init_app(app)
+    limiter.init_app(app)
     app.before_request(authenticate)
+    app.before_request(headers.check_conditional_headers)
     app.before_request(headers.require_json_body)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
+from http import HTTPStatus
 
 from flask import Flask, Response, current_app, g, request
 
-from api.problems import ProblemError
+from api.problems import PROBLEM_MIME, ProblemError, problem_body
+from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_ETAG_LIST_RE = re.compile(ETAG_LIST_PATTERN)
+CONDITIONAL_HEADERS = ("If-None-Match", "If-Match")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -24,6 +29,18 @@ def assign_request_id() -> None:
     """Echo a well-formed X-Request-ID, else mint one; logs and problem bodies use it."""
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+
+def check_conditional_headers() -> None:
+    """400 for an If-None-Match / If-Match over 1 KiB or not printable ASCII (after routing)."""
+    if request.routing_exception is not None:
+        return
+    for name in CONDITIONAL_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and (len(value) > ETAG_LIST_MAX or not _ETAG_LIST_RE.fullmatch(value)):
+            raise ProblemError(
+                400, f'{name} must be a list of entity tags such as "abc" (or *), at most 1 KiB.'
+            )
 
 
 def require_json_body() -> None:
@@ -68,13 +85,18 @@ def _no_store(path: str) -> bool:
     )
 
 
+BASE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
 def apply(response: Response) -> Response:
     """after_request: the headers every response carries, whatever its status."""
     headers = response.headers
     headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Frame-Options"] = "DENY"
+    headers.update(BASE_HEADERS)
     is_docs = request.path == "/docs" or request.path.startswith("/docs/")
     headers["Content-Security-Policy"] = DOCS_CSP if is_docs else API_CSP
     if current_app.config.get("HSTS_ENABLED"):
@@ -88,3 +110,20 @@ def init_app(app: Flask) -> None:
     """Register the request-id hook first so every later hook and log line can use it."""
     app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
     app.after_request(apply)
+
+
+def raw_problem(status: int, reason: str) -> bytes:
+    """A complete HTTP/1.1 problem+json answer for errors the server rejects before the app runs
+    (gunicorn's 400/414/431 on an unparseable request): same envelope and headers, no echo of
+    the request."""
+    body = json.dumps(problem_body(status, reason)).encode()
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        "Connection: close",
+        f"Content-Type: {PROBLEM_MIME}",
+        f"Content-Length: {len(body)}",
+        f"X-Request-ID: {uuid.uuid4().hex}",
+        f"Content-Security-Policy: {API_CSP}",
+        *(f"{name}: {value}" for name, value in BASE_HEADERS.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

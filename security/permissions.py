@@ -33,6 +33,16 @@ refresh_token_required = _mark(REFRESH)
 """Mark a view that takes a refresh token instead of an access token."""
 
 
+def view_marker(name: str, default: Any) -> Any:
+    """A marker set on the matched view (function or MethodView method), else default."""
+    view: Any = current_app.view_functions[request.endpoint]  # type: ignore[index]
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        method = request.method.lower()
+        view = getattr(view_class, "get" if method == "head" else method, None)
+    return getattr(view, name, default)
+
+
 def auth_mode() -> str | None:
     """How the matched endpoint authenticates; None when no endpoint matched (404/405 follow)."""
     endpoint = request.endpoint
@@ -40,13 +50,7 @@ def auth_mode() -> str | None:
         return None
     if endpoint in PUBLIC_ENDPOINTS:
         return PUBLIC
-    view = current_app.view_functions[endpoint]
-    view_class = getattr(view, "view_class", None)
-    if view_class is not None:
-        method = request.method.lower()
-        handler = getattr(view_class, "get" if method == "head" else method, None)
-        return getattr(handler, "_auth_mode", ACCESS)
-    return getattr(view, "_auth_mode", ACCESS)
+    return view_marker("_auth_mode", ACCESS)
 
 
 def authenticate() -> None:

@@ -70,7 +70,15 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_environ(db_url: str, **extra: str) -> dict[str, str]:
     """Environment-style settings for an app under test."""
-    return {"DATABASE_URL": db_url, "JWT_SECRET_KEY": SECRET, "APP_ENV": "development", **extra}
+    return {
+        "DATABASE_URL": db_url,
+        "JWT_SECRET_KEY": SECRET,
+        "APP_ENV": "development",
+        # Every test client is 127.0.0.1: limits get their own tests with their own low values.
+        "RATELIMIT_DEFAULT": "100000/minute",
+        "RATELIMIT_AUTH": "100000/minute",
+        **extra,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +110,8 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
             else:
                 for table in TABLES:
                     connection.execute(text(f"DELETE FROM {table}"))
+            # Rows vanished without a write: move every cached representation out of reach.
+            connection.execute(text("UPDATE data_versions SET version = version + 1"))
 
 
 def build_app(url: str, **environ: str) -> Flask:
@@ -129,6 +139,29 @@ def make_app(app: Flask, db_url: str) -> Iterator[Any]:
     yield build
     for application in built:
         dispose(application)
+
+
+TEST_REDIS_DB = 15
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """An empty Redis database for this test (db 15 of REDIS_URL's server); skip or fail without one."""
+    import redis
+
+    base = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    url = base.rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}" if base.count("/") > 2 else f"{base}/{TEST_REDIS_DB}"
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        message = f"Redis at {url} is not reachable ({type(exc).__name__})"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and REQUIRE_SERVICES=1")
+        pytest.skip(message)
+    finally:
+        client.close()
+    return url
 
 
 @pytest.fixture

@@ -55,7 +55,9 @@ def comparable(response: Any) -> dict[str, Any]:
     body.pop("request_id")
     body.pop("instance")
     headers = sorted(
-        (k, v) for k, v in response.headers.items() if k not in {"X-Request-ID", "Content-Length"}
+        (k, v)
+        for k, v in response.headers.items()
+        if k not in {"X-Request-ID", "Content-Length"} and not k.startswith("RateLimit-")
     )
     return {"status": response.status_code, "body": body, "headers": headers}
 

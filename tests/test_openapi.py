@@ -7,7 +7,16 @@ import yaml
 from api.openapi import app_api
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
-UNDOCUMENTED = {"/healthz", "/readyz", "/docs", "/docs/<path:filename>", "/api/v1/openapi.json"}
+# The HTML docs and the spec itself describe the API; they are not part of it.
+UNDOCUMENTED = {"/docs", "/docs/<path:filename>", "/api/v1/openapi.json"}
+PUBLIC = {"/api/v1/auth/login", "/api/v1/auth/register", "/healthz", "/readyz"}
+
+
+def _operations(spec):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield path, method, operation
 
 
 def _live_spec(app):
@@ -33,15 +42,85 @@ def test_openapi_declares_bearer_jwt_and_global_security(app):
     spec = _live_spec(app)
     scheme = spec["components"]["securitySchemes"]["bearerAuth"]
     assert scheme == {**scheme, "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    assert "RFC 8725" in scheme["description"]
+    assert "RFC8725" in scheme["description"]  # the OWASP ruleset matches this spelling
     assert spec["security"] == [{"bearerAuth": []}]
     assert all(server["url"].startswith("https://") for server in spec["servers"])
-    public = {"/api/v1/auth/login", "/api/v1/auth/register"}
-    for path, item in spec["paths"].items():
-        for method, operation in item.items():
-            if method == "parameters":
+    for path, method, operation in _operations(spec):
+        if path in PUBLIC:
+            assert operation["security"] == [], (path, method)
+        else:
+            assert "security" not in operation and "401" in operation["responses"], (path, method)
+
+
+def test_every_operation_has_a_unique_operation_id_and_a_description(app):
+    spec = _live_spec(app)
+    ids = [operation["operationId"] for _, _, operation in _operations(spec)]
+    assert len(ids) == len(set(ids))
+    assert {"getSurvivors", "postSurvivors", "getSurvivorById", "putSurvivorLocation"} <= set(ids)
+    assert {"getLiveness", "getReadiness"} <= set(ids)
+    for path, method, operation in _operations(spec):
+        assert operation["summary"] and operation["description"], (path, method)
+        assert "---" not in operation["description"], (path, method)
+
+
+def test_every_api_operation_documents_429_and_rate_limit_headers(app):
+    spec = _live_spec(app)
+    components = spec["components"]
+    assert components["responses"]["TooManyRequests"]["headers"]["Retry-After"] == {
+        "$ref": "#/components/headers/Retry-After"
+    }
+    assert components["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    for path, method, operation in _operations(spec):
+        if not path.startswith("/api/v1/"):
+            assert "429" not in operation["responses"], (path, method)  # probes are not limited
+            continue
+        assert operation["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}
+        for status, response in operation["responses"].items():
+            if status[0] not in "234":
                 continue
-            if path in public:
-                assert operation["security"] == [], (path, method)
-            else:
-                assert "security" not in operation and "401" in operation["responses"], (path, method)
+            if "$ref" in response:
+                response = components["responses"][response["$ref"].rsplit("/", 1)[-1]]
+            for header in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
+                assert header in response["headers"], (path, method, status, header)
+
+
+def test_cached_reads_document_etags_and_conditional_headers(app):
+    spec = _live_spec(app)
+    for path in (
+        "/api/v1/survivors",
+        "/api/v1/survivors/{survivor_id}",
+        "/api/v1/reports/infection",
+        "/api/v1/reports/infected-survivors",
+        "/api/v1/reports/non-infected-survivors",
+        "/api/v1/reports/resources",
+    ):
+        operation = spec["paths"][path]["get"]
+        assert {"$ref": "#/components/parameters/IfNoneMatch"} in operation["parameters"], path
+        for status in ("200", "304"):
+            assert {"ETag", "Cache-Control"} <= set(operation["responses"][status]["headers"]), path
+    put = spec["paths"]["/api/v1/survivors/{survivor_id}/location"]["put"]
+    assert {"$ref": "#/components/parameters/IfMatch"} in put["parameters"]
+    assert "ETag" in put["responses"]["200"]["headers"]
+    assert "Link" in spec["paths"]["/api/v1/survivors"]["get"]["responses"]["200"]["headers"]
+
+
+def test_path_ids_and_integers_are_bounded(app):
+    spec = _live_spec(app)
+    survivor_id = spec["paths"]["/api/v1/survivors/{survivor_id}"]["parameters"][0]["schema"]
+    assert survivor_id == {**survivor_id, "format": "uuid", "minLength": 36, "maxLength": 36}
+    assert survivor_id["pattern"].startswith("^[0-9a-fA-F]{8}-")
+    survivor = spec["components"]["schemas"]["Survivor"]["properties"]
+    assert survivor["infection_reports"]["maximum"] == 2**31 - 1  # int32's own bound
+    assert survivor["created_at"]["format"] == "date-time"
+    assert "PaginationMetadata" not in spec["components"]["schemas"]
+
+
+def test_operations_without_a_docstring_body_get_a_description():
+    from api.openapi import ProblemResponsesPlugin
+
+    private = {"summary": "Read a thing."}
+    public = {"summary": "Log in", "security": []}
+    ProblemResponsesPlugin._describe(private)
+    ProblemResponsesPlugin._describe(public)
+    assert private["description"] == "Read a thing. Needs a bearer access token."
+    assert public["description"] == "Log in. Public: no token needed."

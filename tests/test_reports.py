@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert
 
+from api.caching import bump
 from api.extensions import db
 from api.survivors.models import Survivor
 from tests.conftest import Factory, assert_problem
@@ -36,6 +37,7 @@ def insert_survivors(app: Any, count: int, **values: Any) -> None:
     row = {"name": "Bulk", "age": 30, "gender": "unspecified", "latitude": 0.0, "longitude": 0.0, **values}
     with app.app_context():
         db.session.execute(insert(Survivor), [{**row, "id": uuid.uuid4()} for _ in range(count)])
+        bump(db.session)  # as every write does: cached reports must not outlive it
         db.session.commit()
 
 

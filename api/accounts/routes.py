@@ -22,6 +22,15 @@ from security.permissions import role_required
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1/accounts", description="Admin only.")
 
+# OpenAPI links: what a client (and a stateful fuzzer) can do next with the account just made.
+CREATED_LINKS = {
+    "UpdateAccount": {
+        "operationId": "patchAccountById",
+        "parameters": {"account_id": "$response.body#/id"},
+        "description": "Change the new account's role, or disable it.",
+    }
+}
+
 
 @blp.route("")
 class Accounts(MethodView):
@@ -29,22 +38,37 @@ class Accounts(MethodView):
     @blp.arguments(AccountQuerySchema, location="query")
     @blp.response(200, AccountPageSchema)
     def get(self, query: dict[str, Any]) -> Any:
-        """List accounts."""
+        """List accounts.
+
+        Admin only. A page in a stable order; never a password hash.
+        """
         return paginated(services.list_accounts, query)
 
     @role_required("admin")
     @blp.arguments(AccountCreateSchema)
     @blp.response(201, AccountSchema)
+    @blp.alt_response(409, "Conflict")
+    @blp.doc(responses={201: {"links": CREATED_LINKS}})
     def post(self, body: dict[str, Any]) -> Any:
-        """Create an account with any role."""
+        """Create an account with any role.
+
+        Admin only. A username taken in any letter case is 409; a short or common password is
+        422.
+        """
         return services.create_account(body["username"], body["password"], body["role"])
 
 
 @blp.route("/<uuid:account_id>")
 class AccountById(MethodView):
     @role_required("admin")
-    @blp.arguments(AccountUpdateSchema)
+    # Every member is optional and {} changes nothing, so a missing body is the same no-op.
+    @blp.arguments(AccountUpdateSchema, required=False)
     @blp.response(200, AccountSchema)
+    @blp.alt_response(409, "Conflict")
     def patch(self, body: dict[str, Any], account_id: uuid.UUID) -> Any:
-        """Change an account's role, or disable / enable it."""
+        """Change an account's role, or disable / enable it.
+
+        Admin only. Disabling makes every token of the account fail at once (and tokens issued
+        before stay dead after re-enabling); a role change applies from the next request.
+        """
         return services.update_account(current_user, account_id, body)

@@ -16,6 +16,7 @@ from api.accounts.services import create_account
 from api.auth import services
 from api.auth.schemas import LoginSchema, LogoutSchema, MeSchema, TokenPairSchema
 from api.survivors.services import survivor_id_of
+from security.limiter import auth_rate_limited
 from security.permissions import public, refresh_token_required
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
@@ -34,33 +35,51 @@ def registration_open(view: Callable[..., Any]) -> Callable[..., Any]:
 
 @blp.route("/register")
 class Register(MethodView):
+    @auth_rate_limited
     @public
     @blp.doc(security=[])
     @registration_open
     @blp.arguments(RegisterSchema)
     @blp.response(201, RegisteredSchema)
+    @blp.alt_response(403, "Forbidden")
+    @blp.alt_response(409, "Conflict")
     def post(self, body: dict[str, Any]) -> Any:
-        """Register a survivor account."""
+        """Register a survivor account.
+
+        Public. Off when ALLOW_REGISTRATION=false (403, before the body is read); a username
+        taken in any letter case is 409. Shares the strict per-IP RATELIMIT_AUTH bucket with
+        login and refresh.
+        """
         return create_account(body["username"], body["password"], Role.SURVIVOR)
 
 
 @blp.route("/login")
 class Login(MethodView):
+    @auth_rate_limited
     @public
     @blp.doc(security=[])
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
     def post(self, body: dict[str, Any]) -> Any:
-        """Exchange credentials for an access and a refresh token."""
+        """Exchange credentials for an access and a refresh token.
+
+        Public. Usernames match case-insensitively; bad credentials, a malformed username and a
+        disabled account all get the same 401. Strict per-IP RATELIMIT_AUTH bucket.
+        """
         return services.login(body["username"], body["password"])
 
 
 @blp.route("/refresh")
 class Refresh(MethodView):
+    @auth_rate_limited
     @refresh_token_required
     @blp.response(200, TokenPairSchema)
     def post(self) -> Any:
-        """Exchange a refresh token for a new pair; the used refresh token is revoked."""
+        """Exchange a refresh token for a new pair; the used refresh token is revoked.
+
+        Send the refresh token as the bearer token (an access token is refused with 401);
+        presenting a used refresh token again is 401. Strict per-IP RATELIMIT_AUTH bucket.
+        """
         return services.rotate(current_user, get_jwt())
 
 
@@ -69,7 +88,10 @@ class Logout(MethodView):
     @blp.arguments(LogoutSchema(partial=True), required=False)
     @blp.response(204)
     def post(self, body: dict[str, Any]) -> None:
-        """Revoke the access token used (and a refresh token, when given)."""
+        """Revoke the access token used (and a refresh token, when given).
+
+        Any account. Revocation takes effect at once on every replica.
+        """
         services.logout(current_user, get_jwt(), (body or {}).get("refresh_token"))
 
 
@@ -77,7 +99,10 @@ class Logout(MethodView):
 class Me(MethodView):
     @blp.response(200, MeSchema)
     def get(self) -> Any:
-        """Describe the account the token belongs to."""
+        """Describe the account the token belongs to.
+
+        Any account. survivor_id is null when the account has no survivor profile.
+        """
         return {
             "id": current_user.id,
             "username": current_user.username,

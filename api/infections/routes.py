@@ -24,6 +24,12 @@ class InfectionReports(MethodView):
         200, schema=InfectionReportSchema, description="Already reported by this reporter: counted once."
     )
     def post(self, body: dict[str, Any], survivor_id: uuid.UUID) -> Any:
-        """Report a survivor as infected (survivors as themselves; admins name the reporter)."""
+        """Report a survivor as infected (survivors as themselves; admins name the reporter).
+
+        A survivor account reports as its own profile, with no body; an admin names the
+        reporter with reporter_id; observers get 403. The first report by a reporter is 201, a
+        repeat 200 (counted once). A survivor is infected for good once INFECTION_THRESHOLD
+        distinct survivors have reported them.
+        """
         result, counted = services.report(current_user, survivor_id, body or {})
         return result, 201 if counted else 200

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from api.accounts.models import Account, Role
+from api.caching import bump
 from api.database import insert_ignore, utcnow, write_transaction
 from api.infections.models import InfectionReport
 from api.problems import ProblemError
@@ -76,6 +77,7 @@ def report(actor: Account, reported_id: uuid.UUID, body: dict[str, Any]) -> tupl
                 )
                 .returning(Survivor.infection_reports, Survivor.infected)
             ).one()
+            bump(session)
         else:
             count, infected = session.execute(
                 select(Survivor.infection_reports, Survivor.infected).where(Survivor.id == reported_id)

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
 from redis import Redis
 from sqlalchemy import text
 
 from api.extensions import db
-from api.problems import problem_response
+from api.ops.schemas import HealthSchema, NotReadyProblemSchema, ReadySchema
+from api.problems import PROBLEM_MIME, problem_response
 from security.permissions import public
 
-bp = Blueprint("ops", __name__)
+blp = Blueprint("ops", __name__, description="Probes for load balancers and orchestrators.")
 log = logging.getLogger("resistance.ops")
 
 # A readiness probe must answer quickly even when Redis hangs.
 REDIS_TIMEOUT_SECONDS = 1.0
 
 
-@bp.get("/healthz")
-@public
-def healthz() -> Response:
-    """Liveness: the process answers; touches nothing else."""
-    return jsonify(status="ok")
+@blp.route("/healthz")
+class Liveness(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.response(200, HealthSchema)
+    def get(self) -> Any:
+        """Liveness: the process answers; touches nothing else.
+
+        Public and not rate limited, so a load balancer is never refused; never reads the
+        database or Redis, so a dependency outage does not restart healthy workers.
+        """
+        return {"status": "ok"}
 
 
 def _failed(check: str, exc: Exception) -> str:
@@ -63,11 +74,24 @@ def _redis_check() -> str:
     return "ok"
 
 
-@bp.get("/readyz")
-@public
-def readyz() -> Response:
-    """Readiness: the database (and Redis, when configured) answer."""
-    checks = {"database": _database_check(), "redis": _redis_check()}
-    if "failed" in checks.values():
-        return problem_response(503, "A dependency is not ready.", extra={"checks": checks})
-    return jsonify(status="ok", checks=checks)
+@blp.route("/readyz")
+class Readiness(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(
+        503,
+        schema=NotReadyProblemSchema,
+        content_type=PROBLEM_MIME,
+        description="A dependency is not ready; checks says which (the reason goes to the logs).",
+    )
+    def get(self) -> Any:
+        """Readiness: the database (and Redis, when configured) answer.
+
+        Public and not rate limited. Each probe waits at most a second for Redis; a failed
+        check is reported as "failed" with no detail (the exception type is logged).
+        """
+        checks = {"database": _database_check(), "redis": _redis_check()}
+        if "failed" in checks.values():
+            return problem_response(503, "A dependency is not ready.", extra={"checks": checks})
+        return {"status": "ok", "checks": checks}

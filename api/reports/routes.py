@@ -7,7 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.caching import body_etag
+from api.caching import versioned
 from api.pagination import paginated
 from api.reports import services
 from api.reports.schemas import InfectionReportSummarySchema, ResourcesReportSchema
@@ -19,41 +19,58 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="
 
 @blp.route("/infection")
 class InfectionReport(MethodView):
-    @body_etag
+    @versioned
     @blp.response(200, InfectionReportSummarySchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self) -> Any:
-        """Report how many survivors are infected."""
+        """Report how many survivors are infected.
+
+        Any account. Percentages to 2 decimals, both 0.0 when there are no survivors; counted
+        in the database. Carries a strong ETag; a current If-None-Match is answered 304.
+        """
         return services.infection_summary()
 
 
 @blp.route("/infected-survivors")
 class InfectedSurvivors(MethodView):
-    @body_etag
     @blp.arguments(PageQuerySchema, location="query")
+    @versioned
     @blp.response(200, SurvivorPageSchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, query: dict[str, Any]) -> Any:
-        """List infected survivors."""
+        """List infected survivors.
+
+        Any account. A page in a stable order with a strong ETag; a current If-None-Match is
+        answered 304.
+        """
         return paginated(services.infected_page, query)
 
 
 @blp.route("/non-infected-survivors")
 class NonInfectedSurvivors(MethodView):
-    @body_etag
     @blp.arguments(PageQuerySchema, location="query")
+    @versioned
     @blp.response(200, SurvivorPageSchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, query: dict[str, Any]) -> Any:
-        """List non-infected survivors."""
+        """List non-infected survivors.
+
+        Any account. A page in a stable order with a strong ETag; a current If-None-Match is
+        answered 304.
+        """
         return paginated(services.non_infected_page, query)
 
 
 @blp.route("/resources")
 class ResourcesReport(MethodView):
-    @body_etag
+    @versioned
     @blp.response(200, ResourcesReportSchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self) -> Any:
-        """Report average resources per healthy survivor and the points lost to infection."""
+        """Report average resources per healthy survivor and the points lost to infection.
+
+        Any account. Averages over non-infected survivors (2 decimals, 0.0 when there are
+        none); points_lost is what infected survivors hold. Carries a strong ETag; a current
+        If-None-Match is answered 304.
+        """
         return services.resources()

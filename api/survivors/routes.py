@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
-from api.caching import body_etag, if_match_allows, with_etag
+from api.caching import if_match_allows, versioned, with_etag
 from api.pagination import paginated
 from api.survivors import services
 from api.survivors.schemas import (
@@ -27,21 +27,47 @@ blp = Blueprint(
 )
 
 
+def _survivor_link(operation_id: str, description: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "parameters": {"survivor_id": "$response.body#/id"},
+        "description": description,
+    }
+
+
+# OpenAPI links: what a client (and a stateful fuzzer) can do next with the survivor just made.
+CREATED_LINKS = {
+    "GetSurvivor": _survivor_link("getSurvivorById", "Read the new survivor."),
+    "MoveSurvivor": _survivor_link("putSurvivorLocation", "Record the new survivor's location."),
+    "GetInventory": _survivor_link("getSurvivorInventory", "Read the new survivor's inventory."),
+    "ReportInfection": _survivor_link("postInfectionReports", "Report the new survivor as infected."),
+}
+
+
 @blp.route("")
 class Survivors(MethodView):
-    @body_etag
     @blp.arguments(SurvivorQuerySchema, location="query")
+    @versioned
     @blp.response(200, SurvivorPageSchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, query: dict[str, Any]) -> Any:
-        """List survivors, optionally only the infected or non-infected."""
+        """List survivors, optionally only the infected or non-infected.
+
+        Any account. A page in a stable order with a strong ETag; a current If-None-Match is
+        answered 304 with no body.
+        """
         return paginated(services.list_survivors, query, infected=query.get("infected"))
 
     @blp.arguments(SurvivorCreateSchema)
     @blp.response(201, SurvivorSchema)
     @blp.alt_response(409, "Conflict")
+    @blp.doc(responses={201: {"links": CREATED_LINKS}})
     def post(self, body: dict[str, Any]) -> Any:
-        """Register a survivor (a survivor account: itself, once; an admin: an unlinked profile)."""
+        """Register a survivor (a survivor account: itself, once; an admin: an unlinked profile).
+
+        A survivor account's second profile is 409; observers get 403. The 201 carries the new
+        survivor's Location and ETag. Inventory is set here only: later it changes by trades.
+        """
         survivor = services.create_survivor(current_user, body)
         location = url_for("survivors.SurvivorById", survivor_id=survivor.id)
         return survivor, {"Location": location, "ETag": survivor.etag}
@@ -52,7 +78,11 @@ class SurvivorById(MethodView):
     @blp.response(200, SurvivorSchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
     def get(self, survivor_id: uuid.UUID) -> Any:
-        """Read one survivor."""
+        """Read one survivor.
+
+        Any account. Carries a strong ETag; a current If-None-Match is answered 304 with no
+        body. A malformed id is 404.
+        """
         survivor = services.get_survivor(survivor_id)
         return with_etag(survivor.etag, survivor)
 
@@ -63,7 +93,11 @@ class SurvivorLocation(MethodView):
     @blp.response(200, SurvivorSchema)
     @blp.alt_response(412, "PreconditionFailed")
     def put(self, body: dict[str, float], survivor_id: uuid.UUID) -> Any:
-        """Record a survivor's new location (the survivor itself or an admin); honours If-Match."""
+        """Record a survivor's new location (the survivor itself or an admin); honours If-Match.
+
+        Other accounts get 403. With If-Match, a stale ETag is 412 and nothing is written; the
+        200 carries the survivor's new ETag.
+        """
         survivor = services.move(current_user, survivor_id, body, if_match_allows)
         return survivor, {"ETag": survivor.etag}
 
@@ -72,5 +106,8 @@ class SurvivorLocation(MethodView):
 class SurvivorInventory(MethodView):
     @blp.response(200, InventorySchema)
     def get(self, survivor_id: uuid.UUID) -> Any:
-        """Read a survivor's inventory (locked once infected, except for admins)."""
+        """Read a survivor's inventory (locked once infected, except for admins).
+
+        Any account, but an infected survivor's inventory is 403 for everyone except admins.
+        """
         return services.inventory_of(current_user, survivor_id)

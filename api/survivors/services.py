@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from api.accounts.models import Account, Role
+from api.caching import bump
 from api.database import write_transaction
 from api.extensions import db
 from api.problems import ProblemError
@@ -43,6 +44,8 @@ def create_survivor(actor: Account, data: dict[str, Any]) -> Survivor:
     try:
         with write_transaction() as session:
             session.add(survivor)
+            session.flush()
+            bump(session)  # the version row is always locked last: no lock-order cycles
     except IntegrityError:
         # account_id is unique: the database decides the race between two first profiles.
         raise ProblemError(409, "This account already has a survivor profile.") from None
@@ -93,6 +96,8 @@ def move(
         survivor.latitude = location["latitude"]
         survivor.longitude = location["longitude"]
         survivor.version += 1
+        session.flush()
+        bump(session)
     return survivor
 
 

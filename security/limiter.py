@@ -1,0 +1,122 @@
+"""Rate limits: RATELIMIT_DEFAULT per account (per client IP when anonymous) on every /api/v1
+route, and one stricter RATELIMIT_AUTH bucket per client IP shared by login, register and refresh.
+
+A Limiter is built per app (flask-limiter keeps its storage and limits on the instance), with a
+moving window in Redis when REDIS_URL is set, else in process memory (one worker: see config).
+Limits are checked before authentication, so a flood of bad tokens is limited per client IP too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, request
+from flask_jwt_extended import decode_token
+from flask_limiter import ApplicationLimit, Limiter, RequestLimit
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from security.permissions import view_marker
+
+F = TypeVar("F", bound=Callable[..., Any])
+API_PREFIX = "/api/v1/"
+REDIS_TIMEOUT_SECONDS = 1
+
+
+def auth_rate_limited(function: F) -> F:
+    """Mark a view as part of the strict per-IP authentication bucket (RATELIMIT_AUTH)."""
+    function._rate_scope = "auth"  # type: ignore[attr-defined]
+    return function
+
+
+def client_ip() -> str:
+    """The socket peer, or the X-Forwarded-For hop TRUSTED_PROXIES says to trust (ProxyFix)."""
+    return request.remote_addr or "unknown"
+
+
+def account_or_ip() -> str:
+    """Per account when the request carries a validly signed token, else per client IP.
+
+    Only the signature and claims are checked here (no database): authentication proper
+    follows, and a token that fails there still counted against its account.
+    """
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        try:
+            return "account:" + str(decode_token(header[7:])["sub"])
+        except Exception:  # any bad token is simply anonymous for limiting purposes
+            pass
+    return "ip:" + client_ip()
+
+
+def _not_api() -> bool:
+    return not request.path.startswith(API_PREFIX)
+
+
+def _not_auth_route() -> bool:
+    return request.endpoint is None or view_marker("_rate_scope", None) != "auth"
+
+
+def _seconds_until(moment: float) -> int:
+    return max(0, math.ceil(moment - time.time()))
+
+
+def _headers(limiter: Limiter) -> Callable[[Response], Response]:
+    def add(response: Response) -> Response:
+        limits: list[RequestLimit] = limiter.current_limits
+        if not limits:
+            return response
+        breached = [limit for limit in limits if limit.breached]
+        shown = breached[0] if breached else min(limits, key=lambda limit: limit.remaining)
+        reset = min(_seconds_until(shown.reset_at), shown.limit.get_expiry())
+        response.headers["RateLimit-Limit"] = str(shown.limit.amount)
+        response.headers["RateLimit-Remaining"] = str(max(0, shown.remaining))
+        response.headers["RateLimit-Reset"] = str(reset)
+        if response.status_code == 429:
+            response.headers["Retry-After"] = str(max(1, reset))
+        return response
+
+    return add
+
+
+def init_app(app: Flask) -> Limiter:
+    """Build this app's limiter and register its check (call where it belongs in the hook order)."""
+    config = app.config
+    if config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
+    redis_url = config.get("REDIS_URL")
+    limiter = Limiter(
+        key_func=account_or_ip,
+        application_limits=[
+            ApplicationLimit(
+                config["RATELIMIT_DEFAULT"],
+                key_function=account_or_ip,
+                scope="default",
+                exempt_when=_not_api,
+            ),
+            ApplicationLimit(
+                config["RATELIMIT_AUTH"],
+                key_function=lambda: "ip:" + client_ip(),
+                scope="auth",
+                exempt_when=_not_auth_route,
+            ),
+        ],
+        # flask-limiter would also read RATELIMIT_DEFAULT as a per-route default limit: our
+        # default is the one application-wide bucket above, so that reading is switched off.
+        default_limits_exempt_when=lambda: True,
+        strategy="moving-window",
+        storage_uri=redis_url or "memory://",
+        storage_options=(
+            {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
+            if redis_url
+            else {}
+        ),
+        key_prefix=config.get("RATELIMIT_KEY_PREFIX", "resistance"),
+        headers_enabled=False,
+        swallow_errors=False,
+    )
+    limiter.init_app(app)
+    app.after_request(_headers(limiter))
+    return limiter

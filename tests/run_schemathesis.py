@@ -1,0 +1,97 @@
+"""Schemathesis against the real app: gunicorn on loopback, a fresh SQLite database, the admin.
+
+Run by `make test` as `python -m tests.run_schemathesis [extra schemathesis options]` (pytest
+does not collect it). The settings (checks, phases, seed, bounds, expected statuses, how the
+admin's token is fetched) live in `schemathesis.toml` at the repository root; this script brings
+the server up with limits high enough for fuzzing, logs in as the admin to seed two survivors,
+runs `schemathesis run openapi.yaml --url …`, and stops the server. It exits non-zero when
+Schemathesis reports any failure or error, or when the server logged a 5xx, a traceback or an
+error record during the run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.server import ADMIN_PASSWORD, ROOT, GunicornServer, log_problems, server_environ
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+RUN_DEADLINE = 300.0  # seconds; schemathesis.toml bounds the run to well under this
+
+SURVIVORS = [
+    {
+        "name": "Seed One",
+        "age": 30,
+        "gender": "female",
+        "location": {"latitude": 1.5, "longitude": 2.5},
+        "inventory": {"water": 10, "food": 10, "medication": 10, "ammunition": 10},
+    },
+    {
+        "name": "Seed Two",
+        "age": 41,
+        "gender": "male",
+        "location": {"latitude": -10.0, "longitude": 20.0},
+        "inventory": {"water": 1, "food": 2, "medication": 3, "ammunition": 4},
+    },
+]
+
+
+def seed(server: GunicornServer) -> None:
+    """Log in as the admin and register a couple of survivors, so reads find real objects."""
+    with server.client() as client:
+        login = client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        login.raise_for_status()
+        token = str(login.json()["access_token"])
+        headers = {"Authorization": f"Bearer {token}"}
+        for body in SURVIVORS:
+            client.post("/api/v1/survivors", json=body, headers=headers).raise_for_status()
+
+
+def run(server: GunicornServer, extra: list[str]) -> int:
+    """`schemathesis run openapi.yaml` against the server; its exit code (settings: schemathesis.toml)."""
+    command = [
+        str(SCHEMATHESIS),
+        "run",
+        "openapi.yaml",
+        "--url",
+        server.base_url,
+        *extra,
+    ]
+    # schemathesis.toml logs in as the admin with this (and again whenever a token is revoked).
+    environ = {**os.environ, "SCHEMATHESIS_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with subprocess.Popen(command, cwd=ROOT, env=environ, stdin=subprocess.DEVNULL) as process:
+        try:
+            return process.wait(timeout=RUN_DEADLINE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            print(f"schemathesis did not finish within {RUN_DEADLINE:g}s", file=sys.stderr)  # noqa: T201
+            return 1
+
+
+def main(argv: list[str]) -> int:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="schemathesis-") as workdir:
+        environ = server_environ(f"sqlite:///{workdir}/fuzz.db")
+        server = GunicornServer(environ, Path(workdir) / "gunicorn.log")
+        with server:
+            seed(server)
+            server.mark()
+            status = run(server, argv)
+        problems = log_problems(server.output_since_mark())
+    out = sys.stderr
+    if problems:
+        print(f"the server logged {len(problems)} problem line(s) during the run:", file=out)  # noqa: T201
+        for line in problems[:50]:
+            print("  " + line, file=out)  # noqa: T201
+    print(f"schemathesis: exit {status}, {time.monotonic() - started:.0f}s in all", file=out)  # noqa: T201
+    return 1 if status or problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -61,10 +61,11 @@ def register_blueprints(app: Flask) -> None:
     from api.infections.routes import blp as infections
     from api.ops.routes import blp as ops
     from api.reports.routes import blp as reports
+    from api.robots.routes import blp as robots
     from api.survivors.routes import blp as survivors
 
     api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
-    for blueprint in (auth, accounts, survivors, infections, reports, ops):
+    for blueprint in (auth, accounts, survivors, infections, robots, reports, ops):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs)
 
@@ -91,7 +92,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """`flask accounts create …` (and `flask db …` from Flask-Migrate)."""
-    from api.cli import accounts_cli
+    """`flask accounts create …`, `flask robots sync` (and `flask db …` from Flask-Migrate)."""
+    from api.cli import accounts_cli, robots_cli
 
     app.cli.add_command(accounts_cli)
+    app.cli.add_command(robots_cli)

@@ -81,12 +81,19 @@ def _not_modified(etag: str) -> Response | None:
     return None
 
 
-def with_etag(etag: str, body: Any) -> Any:
-    """Answer 304 when the client's copy is current, else the body with its ETag."""
+def with_etag(etag: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    """Answer 304 when the client's copy is current, else the body with its ETag (and headers)."""
     not_modified = _not_modified(etag)
     if not_modified is not None:
         return not_modified
-    return body, {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    return body, {**(headers or {}), "ETag": etag, "Cache-Control": CACHE_CONTROL}
+
+
+def url_etag(name: str, version: int, *parts: str) -> str:
+    """A strong ETag from a data set's version, the request URL and whatever else shapes the body."""
+    url = request.path + "?" + request.query_string.decode("latin-1")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return '"' + ".".join([name, str(version), *parts, digest]) + '"'
 
 
 def versioned(view: Callable[..., Response]) -> Callable[..., Response]:

@@ -1,4 +1,4 @@
-"""Shell administration: `flask --app wsgi accounts create USERNAME --role ROLE --password-stdin`."""
+"""Shell administration: `flask --app wsgi accounts create … --password-stdin`, `… robots sync`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from flask.cli import AppGroup
 from api.accounts.models import Role
 from api.accounts.services import create_account
 from api.problems import ProblemError
+from api.robots import services as robots
 
 accounts_cli = AppGroup("accounts", help="Manage accounts.")
+robots_cli = AppGroup("robots", help="Manage the stored Robot CPU list.")
 
 
 @accounts_cli.command("create")
@@ -35,3 +37,17 @@ def create_account_command(username: str, role: str, password_stdin: bool) -> No
         reasons = "; ".join(f"{k}: {' '.join(v)}" for k, v in (error.errors or {}).items())
         raise click.ClickException(f"{error.detail} {reasons}".strip()) from None
     click.echo(f"created {account.role.value} account {account.username} ({account.id})")
+
+
+@robots_cli.command("sync")
+def robots_sync_command() -> None:
+    """Fetch the Robot CPU list now and store it; exits non-zero with the reason on failure."""
+    try:
+        summary = robots.refresh()
+    except ProblemError as error:
+        raise click.ClickException(error.detail) from None
+    counts = summary["by_category"]
+    fetched_at = summary["fetched_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    click.echo(
+        f"synced {summary['total']} robots (Flying {counts['Flying']}, Land {counts['Land']}) at {fetched_at}"
+    )

@@ -66,6 +66,7 @@ _RESPONSES: dict[str, tuple[str, str]] = {
     "429": ("TooManyRequests", "Rate limit reached: retry after Retry-After seconds."),
     "431": ("HeadersTooLarge", "A request header (or all of them) is over the server's limit."),
     "500": ("InternalError", "Unexpected failure; nothing internal is disclosed."),
+    "502": ("BadGateway", "The upstream failed or answered nothing usable; stored data is kept."),
 }
 
 # Public operations that still answer 401 (endpoint -> why). Everything else that is public

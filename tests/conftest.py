@@ -92,7 +92,7 @@ def app(db_url: str) -> Iterator[Flask]:
     dispose(application)
 
 
-TABLES = ["infection_reports", "survivors", "revoked_tokens", "accounts"]
+TABLES = ["infection_reports", "survivors", "revoked_tokens", "accounts", "robot_cache"]
 
 
 @pytest.fixture(autouse=True)

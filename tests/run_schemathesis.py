@@ -4,7 +4,8 @@ Run by `make test` as `python -m tests.run_schemathesis [extra schemathesis opti
 does not collect it). The settings (checks, phases, seed, bounds, expected statuses, how the
 admin's token is fetched) live in `schemathesis.toml` at the repository root; this script brings
 the server up with limits high enough for fuzzing, logs in as the admin to seed two survivors,
-runs `schemathesis run openapi.yaml --url …`, and stops the server. It exits non-zero when
+runs `schemathesis run openapi.yaml --url …`, and stops the server. Its Robot CPU is a loopback
+stub serving the bundled snapshot, so the run never reaches the internet. It exits non-zero when
 Schemathesis reports any failure or error, or when the server logged a 5xx, a traceback or an
 error record during the run.
 """
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.robot_stub import RobotStub
 from tests.server import ADMIN_PASSWORD, ROOT, GunicornServer, log_problems, server_environ
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
@@ -76,8 +78,9 @@ def run(server: GunicornServer, extra: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="schemathesis-") as workdir:
-        environ = server_environ(f"sqlite:///{workdir}/fuzz.db")
+    # The Robot CPU is a stub on loopback serving the real snapshot: the run never reaches the internet.
+    with RobotStub() as robot_cpu, tempfile.TemporaryDirectory(prefix="schemathesis-") as workdir:
+        environ = server_environ(f"sqlite:///{workdir}/fuzz.db", ROBOT_CPU_URL=robot_cpu.url)
         server = GunicornServer(environ, Path(workdir) / "gunicorn.log")
         with server:
             seed(server)

@@ -1,4 +1,4 @@
-"""/api/v1/reports: infection, infected / non-infected lists, resources."""
+"""/api/v1/reports: infection, infected / non-infected lists, resources, robots."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.caching import versioned
+from api.caching import url_etag, versioned, with_etag
 from api.pagination import paginated
 from api.reports import services
 from api.reports.schemas import InfectionReportSummarySchema, ResourcesReportSchema
+from api.robots.schemas import RobotsReportSchema
+from api.robots.services import ROBOTS
 from api.schemas import PageQuerySchema
 from api.survivors.schemas import SurvivorPageSchema
 
@@ -74,3 +76,19 @@ class ResourcesReport(MethodView):
         If-None-Match is answered 304.
         """
         return services.resources()
+
+
+@blp.route("/robots")
+class RobotsReport(MethodView):
+    @blp.response(200, RobotsReportSchema)
+    @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
+    def get(self) -> Any:
+        """Report how many robots there are of each category.
+
+        Any account. by_category always has both Flying and Land; source and fetched_at are
+        those of the robots list (a stale copy is refreshed once, the snapshot is served while
+        no good copy was ever fetched). Carries a strong ETag; a current If-None-Match is
+        answered 304.
+        """
+        version, body = services.robots()
+        return with_etag(url_etag(ROBOTS, version, body["source"]), body)

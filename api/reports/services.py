@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import BigInteger, case, cast, func, select
 
 from api.extensions import db
+from api.robots.services import robots_summary
 from api.survivors.models import ITEMS, POINTS, Survivor
 from api.survivors.services import list_survivors
 
@@ -55,3 +56,11 @@ def infected_page(page: int, page_size: int) -> tuple[list[Survivor], int]:
 def non_infected_page(page: int, page_size: int) -> tuple[list[Survivor], int]:
     """One page of non-infected survivors."""
     return list_survivors(page, page_size, infected=False)
+
+
+def robots() -> tuple[int, dict[str, Any]]:
+    """Robot counts per category with their source (the robots version comes first, for the ETag).
+
+    The robots are not rows but one stored document of at most 1 MiB, so they are counted from it.
+    """
+    return robots_summary()

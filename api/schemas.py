@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +18,19 @@ MAX_PAGE = 1_000_000
 ETAG_LIST_PATTERN = r"^[\x20-\x7e]*$"
 ETAG_LIST_MAX = 1024
 UUID_META = {"format": "uuid", "maxLength": 36, "minLength": 36}
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class CleanText(ma.fields.String):
+    """A string without control characters (C0, DEL, C1), trimmed of surrounding space."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if CONTROL_CHARACTERS.search(text):
+            raise ma.ValidationError("Must not contain control characters.")
+        return text.strip()
 
 
 class BaseSchema(ma.Schema):

@@ -20,6 +20,8 @@ import httpx
 import marshmallow as ma
 from marshmallow import validate
 
+from api.schemas import CleanText
+
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MODEL = 100
 MAX_SERIAL = 100
@@ -30,19 +32,8 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _TIMESTAMP = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:?\d{2})?$"
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 log = logging.getLogger("resistance.robots")
-
-
-class _Text(ma.fields.String):
-    """A string without control characters, trimmed."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if _CONTROL.search(text):
-            raise ma.ValidationError("Must not contain control characters.")
-        return text.strip()
 
 
 class _UpstreamDateTime(ma.fields.Field):
@@ -69,8 +60,8 @@ class UpstreamRobotSchema(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    model = _Text(required=True, validate=validate.Length(1, MAX_MODEL))
-    serialNumber = _Text(required=True, validate=validate.Length(1, MAX_SERIAL))  # noqa: N815
+    model = CleanText(required=True, validate=validate.Length(1, MAX_MODEL))
+    serialNumber = CleanText(required=True, validate=validate.Length(1, MAX_SERIAL))  # noqa: N815
     manufacturedDate = _UpstreamDateTime(required=True)  # noqa: N815
     category = ma.fields.String(required=True, validate=validate.OneOf(CATEGORIES))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import re
 from typing import Any
 
 import marshmallow as ma
@@ -11,6 +10,7 @@ from marshmallow import validate
 
 from api.schemas import (
     BaseSchema,
+    CleanText,
     PageQuerySchema,
     UTCDateTimeField,
     bounded_int,
@@ -22,7 +22,6 @@ GENDERS = ["female", "male", "non-binary", "unspecified"]
 MAX_ITEM = 100_000
 # Control characters (C0, DEL, C1) are refused anywhere in a name: PostgreSQL cannot store NUL,
 # and newlines or escapes have no place in a name that ends up in logs and dashboards.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 NAME_META = {"minLength": 1, "maxLength": 100, "pattern": NAME_PATTERN}
 
@@ -62,20 +61,10 @@ class InventoryInSchema(BaseSchema):
     ammunition = bounded_int(0, MAX_ITEM, load_default=0)
 
 
-class TrimmedName(ma.fields.String):
-    """A name without control characters, trimmed of surrounding space, then checked for 1-100 characters."""
-
-    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if CONTROL_CHARACTERS.search(text):
-            raise ma.ValidationError("Must not contain control characters.")
-        return text.strip()
-
-
 class SurvivorCreateSchema(BaseSchema):
     """What a client sends to register a survivor: no server fields."""
 
-    name = TrimmedName(
+    name = CleanText(
         required=True,
         validate=validate.Length(1, 100, error="Must be 1-100 characters and not blank."),
         metadata=NAME_META,

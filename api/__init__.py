@@ -63,9 +63,10 @@ def register_blueprints(app: Flask) -> None:
     from api.reports.routes import blp as reports
     from api.robots.routes import blp as robots
     from api.survivors.routes import blp as survivors
+    from api.trades.routes import blp as trades
 
     api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
-    for blueprint in (auth, accounts, survivors, infections, robots, reports, ops):
+    for blueprint in (auth, accounts, survivors, infections, trades, robots, reports, ops):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs)
 

@@ -92,7 +92,15 @@ def app(db_url: str) -> Iterator[Flask]:
     dispose(application)
 
 
-TABLES = ["infection_reports", "survivors", "revoked_tokens", "accounts", "robot_cache"]
+TABLES = [
+    "trade_events",
+    "trades",
+    "infection_reports",
+    "survivors",
+    "revoked_tokens",
+    "accounts",
+    "robot_cache",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -240,6 +248,29 @@ class Factory:
         return self.client.post(
             f"/api/v1/survivors/{survivor_id}/infection-reports", headers=reporter["owner"]["headers"]
         )
+
+    def propose(
+        self,
+        proposer: dict[str, Any],
+        partner: dict[str, Any],
+        offer: dict[str, int],
+        request: dict[str, int],
+    ) -> Any:
+        """proposer's owner proposes a trade to partner (both survivor dicts from .survivor())."""
+        body = {"partner_id": partner["id"], "offer": offer, "request": request}
+        return self.client.post("/api/v1/trades", json=body, headers=proposer["owner"]["headers"])
+
+    def trade(
+        self,
+        proposer: dict[str, Any],
+        partner: dict[str, Any],
+        offer: dict[str, int] | None = None,
+        request: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """A pending trade (default: 1 water for 4 ammunition)."""
+        response = self.propose(proposer, partner, offer or {"water": 1}, request or {"ammunition": 4})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
 
 
 @pytest.fixture

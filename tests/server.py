@@ -13,9 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -265,3 +268,40 @@ def log_problems(output: str) -> list[str]:
             if entry.get("level") in ("error", "critical") or int(entry.get("status") or 0) >= 500:
                 problems.append(line)
     return problems
+
+
+BARRIER_TIMEOUT = 15.0
+
+Call = Callable[[httpx.Client], httpx.Response]
+
+
+def at_once(server: GunicornServer, calls: list[Call]) -> list[httpx.Response]:
+    """Run every call in its own thread and connection, released together; responses in order.
+
+    Each thread opens its keep-alive connection first and then waits at a barrier, so the
+    requests reach the server at the same instant rather than in the order threads started.
+    """
+    barrier = threading.Barrier(len(calls), timeout=BARRIER_TIMEOUT)
+
+    def run(call: Call) -> httpx.Response:
+        with server.client() as client:
+            client.get("/healthz").raise_for_status()  # open the connection before the start line
+            barrier.wait()
+            response = call(client)
+            response.read()
+            return response
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def assert_no_server_errors(responses: list[httpx.Response]) -> None:
+    """No 5xx and no lock error leaked into any response."""
+    for response in responses:
+        assert response.status_code < 500, (response.status_code, response.text)
+        assert "database is locked" not in response.text
+
+
+def statuses(responses: list[httpx.Response]) -> Counter[int]:
+    """How many responses had each status code."""
+    return Counter(response.status_code for response in responses)

@@ -9,75 +9,24 @@ and survivors (over HTTP).
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
 from api.accounts.models import Account
+from tests import races
 from tests.conftest import PASSWORD, unique_name
-from tests.server import GunicornServer, log_problems, server_environ
+from tests.server import Call, GunicornServer, assert_no_server_errors, at_once, statuses
 
 pytestmark = pytest.mark.gunicorn
 
-MODES = {
-    "threads": {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8"},
-    "processes": {"WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"},
-}
-BARRIER_TIMEOUT = 15.0
-
-Call = Callable[[httpx.Client], httpx.Response]
-
-
-@pytest.fixture(scope="module", params=list(MODES))
-def server(request: pytest.FixtureRequest, app: Flask, db_url: str, tmp_path_factory: pytest.TempPathFactory):
-    """One gunicorn per mode for this module (the app fixture has migrated the database first)."""
-    log = Path(tmp_path_factory.mktemp("gunicorn")) / f"{request.param}.log"
-    with GunicornServer(server_environ(db_url, **MODES[request.param]), log) as running:
-        yield running
-
-
-@pytest.fixture
-def live(server: GunicornServer) -> Iterator[GunicornServer]:
-    """The shared server, and after the test: nothing in its output shows a failure."""
-    server.mark()
-    yield server
-    problems = log_problems(server.output_since_mark())
-    assert not problems, "\n".join(problems)
-
-
-def at_once(server: GunicornServer, calls: list[Call]) -> list[httpx.Response]:
-    """Run every call in its own thread and connection, released together; responses in order."""
-    barrier = threading.Barrier(len(calls), timeout=BARRIER_TIMEOUT)
-
-    def run(call: Call) -> httpx.Response:
-        with server.client() as client:
-            client.get("/healthz").raise_for_status()  # open the connection before the start line
-            barrier.wait()
-            response = call(client)
-            response.read()
-            return response
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
-def assert_no_server_errors(responses: list[httpx.Response]) -> None:
-    for response in responses:
-        assert response.status_code < 500, (response.status_code, response.text)
-        assert "database is locked" not in response.text
-
-
-def statuses(responses: list[httpx.Response]) -> Counter[int]:
-    return Counter(response.status_code for response in responses)
+# The shared fixtures (tests/races.py), bound here: one gunicorn per mode for this module, and
+# the clean-log check after every test.
+server = races.server
+live = races.live
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:

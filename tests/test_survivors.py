@@ -619,6 +619,23 @@ def test_move_survivor_by_observer_is_403(client, make, observer):
     )
 
 
+def test_move_survivor_by_owner_demoted_to_observer_is_403(client, make, admin):
+    survivor = make.survivor()
+    owner = survivor["owner"]
+    demoted = client.patch(
+        f"/api/v1/accounts/{owner['id']}", json={"role": "observer"}, headers=admin["headers"]
+    )
+    assert demoted.status_code == 200
+    response = client.put(
+        location_url(survivor), json={"latitude": 0, "longitude": 0}, headers=owner["headers"]
+    )
+    assert_problem(response, 403)
+    assert (
+        client.get(f"{URL}/{survivor['id']}", headers=admin["headers"]).get_json()["location"]
+        == survivor["location"]
+    )
+
+
 def test_move_survivor_with_stale_if_match_is_412_and_writes_nothing(client, make):
     survivor = make.survivor()
     headers = survivor["owner"]["headers"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,6 +13,11 @@ from api.extensions import db
 
 ITEMS = ("water", "food", "medication", "ammunition")
 POINTS = {"water": 4, "food": 3, "medication": 2, "ammunition": 1}
+
+
+def points_of(counts: Mapping[str, int]) -> int:
+    """What a set of items is worth: a survivor's inventory, or one side of a trade."""
+    return sum(POINTS[item] * count for item, count in counts.items())
 
 
 class Survivor(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-defined,misc]
@@ -61,5 +67,5 @@ class Survivor(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-defin
         return {
             "survivor_id": self.id,
             **counts,
-            "points": sum(POINTS[item] * count for item, count in counts.items()),
+            "points": points_of(counts),
         }

@@ -75,7 +75,9 @@ def get_survivor(survivor_id: uuid.UUID) -> Survivor:
 
 
 def _require_owner_or_admin(actor: Account, survivor: Survivor) -> None:
-    if actor.role != Role.ADMIN and survivor.account_id != actor.id:
+    # An observer is read-only even when still linked to a profile (a survivor demoted by an admin).
+    owner = actor.role == Role.SURVIVOR and survivor.account_id == actor.id
+    if actor.role != Role.ADMIN and not owner:
         raise ProblemError(403, "Only the survivor itself or an admin may do this.")
 
 

@@ -1,0 +1,1 @@
+"""Trades between survivors: fair, two-party, atomic."""

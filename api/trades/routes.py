@@ -1,0 +1,129 @@
+"""/api/v1/trades: propose, list, read, accept, reject, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import url_for
+from flask.views import MethodView
+from flask_jwt_extended import current_user
+from flask_smorest import Blueprint
+
+from api.pagination import paginated
+from api.trades import services
+from api.trades.models import Status
+from api.trades.schemas import (
+    TradeActionSchema,
+    TradeCreateSchema,
+    TradePageSchema,
+    TradeQuerySchema,
+    TradeSchema,
+)
+
+blp = Blueprint("trades", __name__, url_prefix="/api/v1/trades", description="Trades between survivors.")
+
+
+def _trade_link(operation_id: str, description: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "parameters": {"trade_id": "$response.body#/id"},
+        "description": description,
+    }
+
+
+# OpenAPI links: what the partner (and a stateful fuzzer) can do next with the trade just proposed.
+CREATED_LINKS = {
+    "GetTrade": _trade_link("getTradeById", "Read the new trade."),
+    "AcceptTrade": _trade_link("postTradeAccept", "Accept the new trade (its partner or an admin)."),
+    "RejectTrade": _trade_link("postTradeReject", "Reject the new trade (its partner or an admin)."),
+    "CancelTrade": _trade_link("postTradeCancel", "Cancel the new trade (its proposer or an admin)."),
+}
+
+
+@blp.route("")
+class Trades(MethodView):
+    @blp.arguments(TradeQuerySchema, location="query")
+    @blp.response(200, TradePageSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """List the trades you are party to (admins: all), optionally by status.
+
+        Any account; an account without a survivor profile sees an empty page (admins see every
+        trade). Oldest first.
+        """
+        return paginated(services.list_trades, query, actor=current_user, status=query.get("status"))
+
+    @blp.arguments(TradeCreateSchema)
+    @blp.response(201, TradeSchema)
+    @blp.alt_response(409, "Conflict")
+    @blp.doc(responses={201: {"links": CREATED_LINKS}})
+    def post(self, body: dict[str, Any]) -> Any:
+        """Propose a trade to another survivor (your survivor offers, the partner gives the request).
+
+        Survivor accounts only (others 403); 409 without a survivor profile. Each side names at
+        least one item, 1-1000 of each; both sides must be worth the same points (water 4, food
+        3, medication 2, ammunition 1) and you must hold what you offer (422). No trade with
+        yourself (422); an unknown partner is 404; an infected party is 403.
+        """
+        trade = services.propose(current_user, body)
+        return trade, {"Location": url_for("trades.TradeById", trade_id=trade.id)}
+
+
+@blp.route("/<uuid:trade_id>")
+class TradeById(MethodView):
+    @blp.response(200, TradeSchema)
+    def get(self, trade_id: uuid.UUID) -> Any:
+        """Read one trade (its parties and admins).
+
+        Anyone else gets 404, as if the trade did not exist.
+        """
+        return services.get_trade(current_user, trade_id)
+
+
+def _settle_view(name: str, outcome: Status, doc: str) -> type[MethodView]:
+    """The accept / reject / cancel views differ only in outcome and text: one shape for all three."""
+
+    @blp.arguments(TradeActionSchema, required=False)
+    @blp.response(200, TradeSchema)
+    @blp.alt_response(409, "Conflict")
+    def post(_self: MethodView, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:
+        return services.settle(current_user, trade_id, outcome)
+
+    post.__doc__ = doc
+    return type(name, (MethodView,), {"post": post, "__doc__": doc.splitlines()[0]})
+
+
+TradeAccept = blp.route("/<uuid:trade_id>/accept")(
+    _settle_view(
+        "TradeAccept",
+        Status.COMPLETED,
+        """Accept a pending trade: both sides change hands in one transaction.
+
+        The partner or an admin; the proposer gets 403 and anyone else 404. If either party is
+        now infected or no longer holds its side, it is 409: nothing moves and the trade stays
+        pending. A trade that is no longer pending is 409. Takes no body.
+        """,
+    )
+)
+TradeReject = blp.route("/<uuid:trade_id>/reject")(
+    _settle_view(
+        "TradeReject",
+        Status.REJECTED,
+        """Reject a pending trade.
+
+        The partner or an admin; the proposer gets 403 and anyone else 404. A trade that is no
+        longer pending is 409. Takes no body.
+        """,
+    )
+)
+TradeCancel = blp.route("/<uuid:trade_id>/cancel")(
+    _settle_view(
+        "TradeCancel",
+        Status.CANCELLED,
+        """Cancel a pending trade you proposed.
+
+        The proposer or an admin; the partner gets 403 and anyone else 404. A trade that is no
+        longer pending is 409. Takes no body.
+        """,
+    )
+)

@@ -1,0 +1,218 @@
+"""Trade rules: fair offers, role checks, and an acceptance that can neither mint nor lose items.
+
+Acceptance is one write transaction: the trade row is locked, then both survivors in ascending
+id order (so two trades crossing the same pair cannot deadlock), then each inventory changes by
+a conditional UPDATE that only matches while the survivor is healthy and still holds what it
+gives. If either side does not match, everything rolls back and the trade stays pending; the
+status change itself is conditional on 'pending', so a trade completes at most once even if a
+lock were missed. On SQLite the immediate write transaction serialises writers instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from api.accounts.models import Account, Role
+from api.caching import bump
+from api.database import utcnow, write_transaction
+from api.extensions import db
+from api.problems import ProblemError
+from api.survivors.models import ITEMS, Survivor, points_of
+from api.survivors.services import survivor_id_of
+from api.trades.models import Status, Trade, TradeEvent
+
+audit = logging.getLogger("resistance.audit")
+
+# Who may take each action besides an admin: the party named by the trade column.
+ACTIONS = {
+    Status.COMPLETED: "partner_id",
+    Status.REJECTED: "partner_id",
+    Status.CANCELLED: "proposer_id",
+}
+ROLE_NAMES = {"partner_id": "partner", "proposer_id": "proposer"}
+
+
+def _record(session: Session, trade: Trade, actor: Account, event: str) -> None:
+    """Write the audit row in the same transaction as the change it records."""
+    session.add(
+        TradeEvent(
+            trade_id=trade.id,
+            event=event,
+            actor_account_id=actor.id,
+            proposer_id=trade.proposer_id,
+            partner_id=trade.partner_id,
+            offer=trade.offer,
+            request=trade.request,
+        )
+    )
+
+
+def _audit(trade_id: uuid.UUID, actor: Account, event: str) -> None:
+    """The audit log line, once the change is committed."""
+    audit.info(
+        f"trade {event}",
+        extra={"event": f"trade.{event}", "trade_id": str(trade_id), "account_id": str(actor.id)},
+    )
+
+
+def _fairness_errors(offer: Mapping[str, int], request: Mapping[str, int]) -> dict[str, list[str]]:
+    offered, requested = points_of(offer), points_of(request)
+    if offered == requested:
+        return {}
+    return {
+        "request": [f"Worth {requested} points, but the offer is worth {offered}: both sides must be equal."]
+    }
+
+
+def propose(actor: Account, data: dict[str, Any]) -> Trade:
+    """Record a pending trade from the actor's survivor to a partner, after every proposal rule."""
+    if actor.role != Role.SURVIVOR:
+        raise ProblemError(403, "Only survivor accounts propose trades.")
+    offer, request, partner_id = data["offer"], data["request"], data["partner_id"]
+    with write_transaction() as session:
+        proposer = session.scalar(select(Survivor).where(Survivor.account_id == actor.id))
+        if proposer is None:
+            raise ProblemError(409, "Register your survivor profile before trading.")
+        if partner_id == proposer.id:
+            raise ProblemError(
+                422,
+                "A survivor cannot trade with itself.",
+                errors={"partner_id": ["Cannot trade with yourself."]},
+            )
+        unfair = _fairness_errors(offer, request)
+        if unfair:
+            raise ProblemError(422, "Both sides of a trade must be worth the same points.", errors=unfair)
+        partner = session.get(Survivor, partner_id)
+        if partner is None:
+            raise ProblemError(404, "No such partner survivor.")
+        if proposer.infected or partner.infected:
+            raise ProblemError(403, "Infected survivors cannot trade.")
+        short = {
+            f"offer.{item}": [f"You hold {getattr(proposer, item)}."]
+            for item, count in offer.items()
+            if getattr(proposer, item) < count
+        }
+        if short:
+            raise ProblemError(422, "You do not hold the items you offer.", errors=short)
+        trade = Trade(proposer_id=proposer.id, partner_id=partner.id, **Trade.columns(offer, request))
+        session.add(trade)
+        session.flush()
+        _record(session, trade, actor, "proposed")
+    _audit(trade.id, actor, "proposed")
+    return trade
+
+
+def _visible(actor: Account, trade: Trade | None) -> Trade:
+    """The trade if the actor is a party or an admin; anyone else is told it does not exist."""
+    if trade is not None and (
+        actor.role == Role.ADMIN or survivor_id_of(actor.id) in (trade.proposer_id, trade.partner_id)
+    ):
+        return trade
+    raise ProblemError(404, "No such trade.")
+
+
+def get_trade(actor: Account, trade_id: uuid.UUID) -> Trade:
+    """A trade its parties and admins may read; 404 for anyone else."""
+    return _visible(actor, db.session.get(Trade, trade_id))
+
+
+def list_trades(
+    page: int, page_size: int, actor: Account, status: str | None = None
+) -> tuple[list[Trade], int]:
+    """One page of the trades the actor's survivor is party to (admins: all), oldest first."""
+    where = [] if status is None else [Trade.status == Status(status)]
+    if actor.role != Role.ADMIN:
+        own = survivor_id_of(actor.id)
+        if own is None:
+            return [], 0
+        where.append(or_(Trade.proposer_id == own, Trade.partner_id == own))
+    total = db.session.scalar(select(func.count()).select_from(Trade).where(*where)) or 0
+    rows = db.session.scalars(
+        select(Trade)
+        .where(*where)
+        .order_by(Trade.created_at, Trade.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    return list(rows), total
+
+
+def _exchange(
+    session: Session, survivor_id: uuid.UUID, gives: Mapping[str, int], takes: Mapping[str, int]
+) -> bool:
+    """Move one party's items; matches (True) only while it is healthy and holds all it gives."""
+    statement = (
+        update(Survivor)
+        .where(
+            Survivor.id == survivor_id,
+            Survivor.infected.is_(False),
+            *(getattr(Survivor, item) >= count for item, count in gives.items()),
+        )
+        .values(
+            {
+                **{
+                    item: getattr(Survivor, item) - gives.get(item, 0) + takes.get(item, 0)
+                    for item in ITEMS
+                    if item in gives or item in takes
+                },
+                "version": Survivor.version + 1,
+                "updated_at": utcnow(),
+            }
+        )
+        .returning(Survivor.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def _complete(session: Session, trade: Trade) -> None:
+    """Swap both sides, locking the two survivors in ascending id order; 409 if either cannot."""
+    moves = {
+        trade.proposer_id: ("proposer", trade.offer, trade.request),
+        trade.partner_id: ("partner", trade.request, trade.offer),
+    }
+    for survivor_id in sorted(moves):
+        party, gives, takes = moves[survivor_id]
+        # FOR NO KEY UPDATE: excludes other writers of the row but not the key-share locks that
+        # inserting a trade or report referencing this survivor takes, so those cannot deadlock.
+        survivor = session.scalars(
+            select(Survivor)
+            .where(Survivor.id == survivor_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        ).one()
+        if not _exchange(session, survivor_id, gives, takes):
+            reason = "is infected" if survivor.infected else "no longer holds the items it gives"
+            raise ProblemError(409, f"The {party} {reason}: nothing moved and the trade stays pending.")
+    bump(session)  # the resources report changed; the version row is always locked last
+
+
+def settle(actor: Account, trade_id: uuid.UUID, outcome: Status) -> Trade:
+    """Accept, reject or cancel a pending trade, as its party in the right role or as an admin."""
+    with write_transaction() as session:
+        trade = _visible(actor, session.get(Trade, trade_id, with_for_update=True, populate_existing=True))
+        party = ACTIONS[outcome]
+        # Observers are read-only even when linked to a profile (a survivor demoted by an admin).
+        acts_as_party = actor.role == Role.SURVIVOR and survivor_id_of(actor.id) == getattr(trade, party)
+        if actor.role != Role.ADMIN and not acts_as_party:
+            raise ProblemError(403, f"Only the trade's {ROLE_NAMES[party]} (or an admin) may do this.")
+        # The status check is itself conditional: whatever the locks, only one caller can move a
+        # trade out of 'pending', and a failed exchange below rolls this back with everything else.
+        moved = session.execute(
+            update(Trade)
+            .where(Trade.id == trade.id, Trade.status == Status.PENDING)
+            .values(status=outcome, updated_at=utcnow())
+            .returning(Trade.id)
+        ).first()
+        if moved is None:
+            raise ProblemError(409, f"The trade is already {trade.status.value}.")
+        if outcome == Status.COMPLETED:
+            _complete(session, trade)
+        _record(session, trade, actor, outcome.value)
+    _audit(trade_id, actor, outcome.value)
+    return trade

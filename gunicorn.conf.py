@@ -1,7 +1,9 @@
 """gunicorn settings, all from the environment the app validates (contract §8)."""
 
 import os
+import shutil
 import sys
+import tempfile
 
 from api.config import ConfigError, load_settings
 
@@ -66,8 +68,42 @@ def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
 
 
 def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
-    """Once, in the master: apply migrations and create the first admin before workers fork."""
+    """Once, in the master: a fresh metrics directory, migrations and the first admin, before workers fork."""
+    _fresh_metrics_directory()
     from api import create_app
     from api.bootstrap import prepare
 
-    prepare(create_app())
+    try:
+        prepare(create_app())
+    except BaseException:  # the master will not run: nothing calls on_exit to clean up
+        on_exit(server)
+        raise
+
+
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _fresh_metrics_directory():
+    """Prometheus multiprocess mode (API.md §7, api/metrics.py): every process writes its samples
+    to files in one directory, and a scrape sums them, so /metrics counts the whole server.
+
+    The directory is new and empty for each master (mkdtemp under TMPDIR, mode 0700): no stale
+    file of an earlier run, or of another server on this machine, can leak in, and a binary
+    upgrade (USR2) gets its own. It must be set before prometheus_client is imported anywhere
+    (it chooses its storage at import): nothing does before this hook, and the workers, forked
+    later, inherit it. A PROMETHEUS_MULTIPROC_DIR from the environment is replaced, not reused.
+    """
+    os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="resistance-metrics-")
+
+
+def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    """In the master, when a worker exits (max_requests, crash, stop): its live gauges go, its
+    counters and histograms stay (they only ever grow across the server's life)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ARG001 - gunicorn's hook signature
+    """The metrics directory goes with the master that made it."""
+    shutil.rmtree(os.environ[METRICS_DIR_ENV], ignore_errors=True)

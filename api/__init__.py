@@ -69,6 +69,9 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (auth, accounts, survivors, infections, trades, robots, reports, ops):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs)
+    from api import metrics  # request hooks for every route, and GET /metrics
+
+    metrics.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

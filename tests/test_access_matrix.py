@@ -29,6 +29,10 @@ PUBLIC_RULES = {
     ("/api/v1/auth/register", "POST"),
     ("/api/v1/auth/login", "POST"),
 }
+# Not behind the JWT gate either, but behind its own token (API.md §7): METRICS_TOKEN as a bearer
+# token, 401 without it, 404 while METRICS_TOKEN is unset. Proven below, not left open.
+METRICS_RULES = {("/metrics", "GET"), ("/metrics", "HEAD")}
+METRICS_TOKEN = "metrics-" + "k9Q2vX7pL4" * 4
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -54,7 +58,7 @@ def _routes(app) -> list[tuple[str, str]]:
 
 
 def _protected(app) -> list[tuple[str, str]]:
-    return [route for route in _routes(app) if route not in PUBLIC_RULES]
+    return [route for route in _routes(app) if route not in PUBLIC_RULES | METRICS_RULES]
 
 
 def _rule(app, path: str) -> Rule:
@@ -94,8 +98,8 @@ def _send(client, method: str, url: str, authorization: str | None):
 
 def test_public_routes_are_exactly_the_contract_list(app):
     served_public = set(_routes(app)) - set(_protected(app))
-    assert served_public == PUBLIC_RULES
-    for path, method in PUBLIC_RULES:
+    assert served_public == PUBLIC_RULES | METRICS_RULES
+    for path, method in PUBLIC_RULES | METRICS_RULES:
         assert method in (_rule(app, path).methods or set()), (path, method)
 
 
@@ -118,6 +122,36 @@ def test_every_protected_route_without_valid_token_is_401(app, client, case):
         assert response.mimetype == "application/problem+json", where
         if method != "HEAD":
             assert_problem(response, 401, instance=url)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_AUTHORIZATION))
+def test_metrics_without_the_metrics_token_is_401(make_app, case):
+    client = make_app(METRICS_TOKEN=METRICS_TOKEN).test_client()
+    for path, method in sorted(METRICS_RULES):
+        response = _send(client, method, path, BAD_AUTHORIZATION[case])
+        assert response.status_code == 401, (method, case)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer"), (method, case)
+        if method != "HEAD":
+            assert_problem(response, 401, instance=path)
+            assert b"http_requests_total" not in response.data
+
+
+def test_metrics_with_a_valid_jwt_instead_of_the_metrics_token_is_401(make_app, admin):
+    client = make_app(METRICS_TOKEN=METRICS_TOKEN).test_client()
+    for path, method in sorted(METRICS_RULES):
+        response = _send(client, method, path, f"Bearer {admin['access_token']}")
+        assert response.status_code == 401, method
+    good = _send(client, "GET", "/metrics", f"Bearer {METRICS_TOKEN}")
+    assert good.status_code == 200 and b"http_requests_total" in good.data
+
+
+def test_metrics_is_404_for_everyone_while_metrics_token_is_unset(client, admin):
+    assert client.application.config["METRICS_TOKEN"] is None
+    for authorization in (None, f"Bearer {admin['access_token']}", f"Bearer {METRICS_TOKEN}"):
+        for path, method in sorted(METRICS_RULES):
+            response = _send(client, method, path, authorization)
+            assert response.status_code == 404, (method, authorization)
+            assert "WWW-Authenticate" not in response.headers
 
 
 def test_public_routes_answer_without_token(app, client):

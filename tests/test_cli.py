@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 import api.bootstrap as bootstrap
 from api.accounts.models import Account, Role
 from api.extensions import db
 from api.problems import ProblemError
-from tests.conftest import PASSWORD, assert_problem
+from tests.conftest import PASSWORD, SECRET, assert_problem
+from tests.server import hermetic_environ, run_to_exit
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
@@ -204,3 +208,51 @@ def test_prepare_unreachable_database_exits_naming_database_url(app, build, tmp_
     assert message.startswith("database error: DATABASE_URL: ")
     assert "\n" not in message
     assert "Traceback" not in message
+
+
+def test_prepare_on_an_in_memory_database_needs_no_start_lock(app, build, capsys):
+    bootstrap.prepare(build("sqlite://", ADMIN_PASSWORD=PASSWORD))
+    assert "password" not in capsys.readouterr().err
+
+
+PREPARE = "from api import create_app; from api.bootstrap import prepare; prepare(create_app())"
+
+
+@pytest.fixture
+def fresh_url(db_url: str, tmp_path: Path):
+    """An empty database of the run's kind: a new SQLite file, or a new PostgreSQL database."""
+    if not db_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    from sqlalchemy.engine import make_url
+
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(db_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def test_replicas_starting_together_on_an_empty_database_all_start(fresh_url: str):
+    # Three processes migrate and seed at once, as replicas do when a cluster starts: the start
+    # lock lets one migrate while the others wait, then they find nothing left to do.
+    environ = hermetic_environ(DATABASE_URL=fresh_url, JWT_SECRET_KEY=SECRET, ADMIN_PASSWORD=PASSWORD)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(
+            pool.map(lambda _: run_to_exit([sys.executable, "-c", PREPARE], environ, 60), range(3))
+        )
+    for result in results:
+        assert result.returncode == 0, result.stdout
+    engine = create_engine(fresh_url)
+    try:
+        with engine.connect() as connection:
+            admins = connection.execute(text("SELECT count(*) FROM accounts WHERE role = 'admin'")).scalar()
+            heads = connection.execute(text("SELECT count(*) FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+    assert (admins, heads) == (1, 1)

@@ -122,7 +122,7 @@ def test_openapi_json_is_openapi3_with_full_paths(client):
     assert spec["openapi"].startswith("3.")
     assert spec["info"]["title"] == "Resistance API"
     assert spec["paths"]
-    probes = {"/healthz", "/readyz"}  # documented too (API9), outside /api/v1 on purpose
+    probes = {"/healthz", "/readyz", "/metrics"}  # documented too (API9), outside /api/v1 on purpose
     assert all(path.startswith("/api/v1/") or path in probes for path in spec["paths"])
     assert probes <= set(spec["paths"])
     for path in ("/api/v1/survivors", "/api/v1/auth/login", "/api/v1/survivors/{survivor_id}"):
@@ -164,6 +164,9 @@ def test_openapi_every_operation_documents_problem_responses(client):
     assert "Problem" in spec["components"]["schemas"]
     for path, method, operation in _operations(spec):
         responses = operation["responses"]
+        if path == "/metrics":  # its own token: 401 without it, 404 while METRICS_TOKEN is unset
+            assert {"401", "404", "500"} <= set(responses) and "422" not in responses
+            continue
         if not path.startswith("/api/v1/"):  # the probes take no input: only 500 (and 503)
             assert "500" in responses and not {"400", "404", "422", "429"} & set(responses), path
             continue
@@ -225,4 +228,4 @@ def test_register_security_scheme_is_idempotent(app):
         before = dict(api.spec.components.security_schemes)
         register_security_scheme(api)
         assert api.spec.components.security_schemes == before
-        assert list(before) == [BEARER_SCHEME]
+        assert list(before) == [BEARER_SCHEME, "metricsToken"]  # the JWT scheme, and /metrics' own

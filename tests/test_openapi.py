@@ -44,10 +44,15 @@ def test_openapi_declares_bearer_jwt_and_global_security(app):
     assert scheme == {**scheme, "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert "RFC8725" in scheme["description"]  # the OWASP ruleset matches this spelling
     assert spec["security"] == [{"bearerAuth": []}]
+    metrics = spec["components"]["securitySchemes"]["metricsToken"]
+    assert metrics == {**metrics, "type": "http", "scheme": "bearer"} and "bearerFormat" not in metrics
     assert all(server["url"].startswith("https://") for server in spec["servers"])
     for path, method, operation in _operations(spec):
         if path in PUBLIC:
             assert operation["security"] == [], (path, method)
+        elif path == "/metrics":  # the scraper's own token, not a JWT (api/metrics.py)
+            assert operation["security"] == [{"metricsToken": []}], (path, method)
+            assert "401" in operation["responses"] and "404" in operation["responses"]
         else:
             assert "security" not in operation and "401" in operation["responses"], (path, method)
 

@@ -13,6 +13,7 @@ from api.accounts.models import Account, Role
 from api.caching import bump
 from api.database import insert_ignore, utcnow, write_transaction
 from api.infections.models import InfectionReport
+from api.metrics import INFECTIONS
 from api.problems import ProblemError
 from api.survivors.models import Survivor
 
@@ -84,6 +85,7 @@ def report(actor: Account, reported_id: uuid.UUID, body: dict[str, Any]) -> tupl
             ).one()
     if counted and count == threshold:
         audit.info("survivor infected", extra={"event": "survivor.infected", "survivor_id": str(reported_id)})
+        INFECTIONS.inc()
     result = {
         "survivor_id": reported_id,
         "reporter_id": reporter.id,

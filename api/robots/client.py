@@ -20,6 +20,7 @@ import httpx
 import marshmallow as ma
 from marshmallow import validate
 
+from api.metrics import ROBOT_CPU_CALLS
 from api.schemas import CleanText
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -28,6 +29,7 @@ MAX_SERIAL = 100
 CATEGORIES = ("Flying", "Land")
 REPR_LIMIT = 80
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DEADLINE_EXCEEDED = "deadline exceeded"
 # 2021-09-03T11:04:17[.1234567][Z|+hh:mm]: .NET sends 7 fractional digits, Python reads 6.
 _TIMESTAMP = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:?\d{2})?$"
@@ -79,8 +81,10 @@ class FetchResult:
     reason: str | None = None
 
 
-def _failure(reason: str) -> FetchResult:
+def _failure(reason: str, outcome: str) -> FetchResult:
+    """A failed call: logged with its reason, counted under its outcome (api.metrics.ROBOT_OUTCOMES)."""
     log.warning("robot cpu call failed", extra={"reason": reason})
+    ROBOT_CPU_CALLS.labels(outcome).inc()
     return FetchResult(ok=False, reason=reason)
 
 
@@ -120,7 +124,7 @@ def _read_body(response: httpx.Response, deadline: float) -> bytes | str:
         if len(body) > MAX_BODY_BYTES:
             return "response body over 1 MiB"
         if time.monotonic() > deadline:
-            return "deadline exceeded"
+            return DEADLINE_EXCEEDED
     return bytes(body)
 
 
@@ -134,26 +138,29 @@ def fetch(url: str, timeout: float) -> FetchResult:
             client.stream("GET", url, headers={"Accept": "application/json"}) as response,
         ):
             if response.is_redirect:
-                return _failure(f"upstream redirected (HTTP {response.status_code}); not followed")
+                return _failure(
+                    f"upstream redirected (HTTP {response.status_code}); not followed", "redirect"
+                )
             if response.status_code != 200:
-                return _failure(f"upstream answered HTTP {response.status_code}")
+                return _failure(f"upstream answered HTTP {response.status_code}", "http_error")
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-                return _failure("response body over 1 MiB")
+                return _failure("response body over 1 MiB", "too_large")
             body = _read_body(response, deadline)
     except httpx.TimeoutException:
-        return _failure("timed out")
+        return _failure("timed out", "timeout")
     except httpx.HTTPError as error:
-        return _failure(f"connection failed ({type(error).__name__})")
+        return _failure(f"connection failed ({type(error).__name__})", "connection_error")
     if isinstance(body, str):
-        return _failure(body)
+        return _failure(body, "timeout" if body == DEADLINE_EXCEEDED else "too_large")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        return _failure("response is not JSON")
+        return _failure("response is not JSON", "invalid_response")
     if not isinstance(data, list):
-        return _failure("response is not a JSON array")
+        return _failure("response is not a JSON array", "invalid_response")
     records, skipped = normalise(data)
     if data and not records:
-        return _failure(f"no valid record among {len(data)}")
+        return _failure(f"no valid record among {len(data)}", "invalid_response")
+    ROBOT_CPU_CALLS.labels("success").inc()
     return FetchResult(ok=True, records=records, skipped=skipped)

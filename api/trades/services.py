@@ -22,6 +22,7 @@ from api.accounts.models import Account, Role
 from api.caching import bump
 from api.database import utcnow, write_transaction
 from api.extensions import db
+from api.metrics import TRADES
 from api.problems import ProblemError
 from api.survivors.models import ITEMS, Survivor, points_of
 from api.survivors.services import survivor_id_of
@@ -54,11 +55,12 @@ def _record(session: Session, trade: Trade, actor: Account, event: str) -> None:
 
 
 def _audit(trade_id: uuid.UUID, actor: Account, event: str) -> None:
-    """The audit log line, once the change is committed."""
+    """The audit log line and the trades_total count, once the change is committed."""
     audit.info(
         f"trade {event}",
         extra={"event": f"trade.{event}", "trade_id": str(trade_id), "account_id": str(actor.id)},
     )
+    TRADES.labels(event).inc()
 
 
 def _fairness_errors(offer: Mapping[str, int], request: Mapping[str, int]) -> dict[str, list[str]]:

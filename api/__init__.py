@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response
 from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 
 from api import caching, database, logs
 from api.config import STATIC_SETTINGS, load_settings
@@ -87,6 +88,15 @@ def register_errorhandlers(app: Flask) -> None:
         log.error("redis unavailable", extra={"error": type(error).__name__})
         return problem_response(
             503, "A shared service is unavailable; retry shortly.", headers={"Retry-After": "5"}
+        )
+
+    @app.errorhandler(OperationalError)
+    def _database_down(error: OperationalError) -> Response:
+        # The database is unreachable, restarting or refusing connections: a transient outage
+        # the client should retry, not a bug. The pool (pre-ping) reconnects by itself after.
+        log.error("database unavailable", extra={"error": type(error.orig).__name__})
+        return problem_response(
+            503, "The database is unavailable; retry shortly.", headers={"Retry-After": "5"}
         )
 
     @app.errorhandler(Exception)

@@ -157,6 +157,19 @@ def _bounded_properties(
     return extra
 
 
+def created_links(parameter: str, links: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """OpenAPI links from a 201 body's id to the operations a client (and a stateful fuzzer) can
+    call next: {name: (operationId, description)}, each passing the new id as `parameter`."""
+    return {
+        name: {
+            "operationId": target,
+            "parameters": {parameter: "$response.body#/id"},
+            "description": description,
+        }
+        for name, (target, description) in links.items()
+    }
+
+
 def operation_id(endpoint: str, method: str) -> str:
     """camelCase method + view name: 'survivors.SurvivorById', 'get' -> 'getSurvivorById'."""
     view = endpoint.rsplit(".", 1)[-1]

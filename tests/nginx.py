@@ -35,7 +35,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -48,7 +47,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server import REQUEST_TIMEOUT, ROOT, free_port
+from tests.server import REQUEST_TIMEOUT, ROOT, ManagedProcess, free_port, stop_group
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 START_DEADLINE = 10.0
@@ -138,18 +137,11 @@ def check_config(config: str, prefix: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # the group is gone already
-
-
 class NginxError(RuntimeError):
     """nginx did not come up (its error output is in the message)."""
 
 
-class NginxServer:
+class NginxServer(ManagedProcess):
     """nginx in front of `upstreams` ("host:port" each), on a free port of 127.0.0.1."""
 
     def __init__(
@@ -250,27 +242,7 @@ class NginxServer:
     def stop(self) -> int | None:
         """Fast shutdown (SIGTERM to the master), then SIGKILL to whatever is left of the group."""
         process, self.process = self.process, None
-        if process is None:
-            return None
-        try:
-            process.send_signal(signal.SIGTERM)
-            return process.wait(timeout=STOP_DEADLINE)
-        except subprocess.TimeoutExpired:
-            _kill_group(process.pid)
-            return process.wait(timeout=STOP_DEADLINE)
-        finally:
-            _kill_group(process.pid)
-
-    def __enter__(self) -> NginxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return stop_group(process)
 
 
 class DroppingUpstream:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -88,11 +88,27 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+def kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal a whole process group (SIGKILL by default); a group already gone is fine."""
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass  # the group is gone already
+
+
+def stop_group(process: subprocess.Popen[Any] | None) -> int | None:
+    """SIGTERM to a group leader (a graceful stop), SIGKILL to its group after STOP_DEADLINE, and
+    once more at the end for anything it left behind; its exit code (None when not running)."""
+    if process is None:
+        return None
+    try:
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=STOP_DEADLINE)
+    except subprocess.TimeoutExpired:
+        kill_group(process.pid)
+        return process.wait(timeout=STOP_DEADLINE)
+    finally:
+        kill_group(process.pid)
 
 
 def run_to_exit(
@@ -115,7 +131,7 @@ def run_to_exit(
         try:
             output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(process.pid)
+            kill_group(process.pid)
             output, _ = process.communicate()
             raise AssertionError(f"{args} did not exit within {timeout:g}s:\n{output}") from None
         return subprocess.CompletedProcess(args, process.returncode, output)
@@ -130,7 +146,28 @@ class ServerError(RuntimeError):
     """gunicorn did not come up (its output is in the message)."""
 
 
-class GunicornServer:
+class ManagedProcess:
+    """A server process used as a context manager: start() on entry, stop() on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> int | None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class GunicornServer(ManagedProcess):
     """One gunicorn master and its workers, reachable at `base_url` once `start()` returned."""
 
     def __init__(self, environ: Mapping[str, str], log_path: Path) -> None:
@@ -227,27 +264,7 @@ class GunicornServer:
         a master left behind.
         """
         process, self.process = self.process, None
-        if process is None:
-            return None
-        try:
-            process.send_signal(signal.SIGTERM)
-            return process.wait(timeout=STOP_DEADLINE)
-        except subprocess.TimeoutExpired:
-            _kill_group(process.pid)
-            return process.wait(timeout=STOP_DEADLINE)
-        finally:
-            _kill_group(process.pid)
-
-    def __enter__(self) -> GunicornServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return stop_group(process)
 
 
 _BAD_TEXT = ("database is locked", "Traceback", "OperationalError", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT")

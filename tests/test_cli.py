@@ -256,3 +256,42 @@ def test_replicas_starting_together_on_an_empty_database_all_start(fresh_url: st
     finally:
         engine.dispose()
     assert (admins, heads) == (1, 1)
+
+
+class _RecordingConnection:
+    """Stands in for a PostgreSQL connection: records the statements start_lock sends."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def execution_options(self, **options: Any) -> _RecordingConnection:
+        self.log.append(f"options {options}")
+        return self
+
+    def execute(self, statement: Any, parameters: dict[str, Any]) -> None:
+        self.log.append(f"{statement} {parameters['key']}")
+
+    def __enter__(self) -> _RecordingConnection:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.log.append("closed")
+
+
+def test_start_lock_on_postgresql_holds_an_advisory_lock_around_the_block():
+    # The real lock is proven by test_replicas_starting_together_on_an_empty_database_all_start
+    # on PostgreSQL; this pins the statements, in order, on machines without one.
+    log: list[str] = []
+    engine: Any = type("Engine", (), {})()
+    engine.dialect = type("Dialect", (), {"name": "postgresql"})()
+    engine.connect = lambda: _RecordingConnection(log)
+    with bootstrap.start_lock(engine):
+        log.append("migrate")
+    key = bootstrap.START_LOCK_KEY
+    assert log == [
+        "options {'isolation_level': 'AUTOCOMMIT'}",
+        f"SELECT pg_advisory_lock(:key) {key}",
+        "migrate",
+        f"SELECT pg_advisory_unlock(:key) {key}",
+        "closed",
+    ]

@@ -127,7 +127,7 @@ def test_readyz_redis_client_is_bounded_in_time(redis_app, monkeypatch):
     monkeypatch.setattr(Redis, "ping", lambda self, **_kwargs: True)
     application = redis_app("redis://127.0.0.1:6379/15")
     application.test_client().get("/readyz")
-    client = application.extensions["ops.redis"]
+    client = application.extensions["redis"]
     kwargs = client.connection_pool.connection_kwargs
     assert 0 < kwargs["socket_timeout"] <= 2
     assert 0 < kwargs["socket_connect_timeout"] <= 2
@@ -250,3 +250,18 @@ def test_configure_engine_leaves_postgresql_alone():
     assert not event.contains(engine, "connect", _sqlite_connect)
     assert not event.contains(engine, "begin", _sqlite_begin)
     engine.dispose()
+
+
+# ---------------------------------------------------------------- outages
+
+
+def test_database_down_is_503_problem_with_retry_after(make_app, make):
+    account = make.account()
+    down = make_app("postgresql+psycopg://127.0.0.1:1/nothing").test_client()
+    response = down.get("/api/v1/auth/me", headers=account["headers"])
+    body = assert_problem(response, 503)
+    assert response.headers["Retry-After"] == "5"
+    assert "127.0.0.1" not in body["detail"] and "psycopg" not in response.get_data(as_text=True)
+    ready = down.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["database"] == "failed"

@@ -5,22 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from redis import Redis
 from sqlalchemy import text
 
 from api.extensions import db
 from api.ops.schemas import HealthSchema, NotReadyProblemSchema, ReadySchema
 from api.problems import PROBLEM_MIME, problem_response
+from api.redis_store import redis_client
 from security.permissions import public
 
 blp = Blueprint("ops", __name__, description="Probes for load balancers and orchestrators.")
 log = logging.getLogger("resistance.ops")
-
-# A readiness probe must answer quickly even when Redis hangs.
-REDIS_TIMEOUT_SECONDS = 1.0
 
 
 @blp.route("/healthz")
@@ -52,23 +48,12 @@ def _database_check() -> str:
     return "ok"
 
 
-def _redis_client(url: str) -> Redis:
-    # One client (and its connection pool) per app, made on the first probe.
-    client = current_app.extensions.get("ops.redis")
-    if client is None:
-        client = Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-        )
-        current_app.extensions["ops.redis"] = client
-    return client
-
-
 def _redis_check() -> str:
-    url = current_app.config.get("REDIS_URL")
-    if not url:
+    client = redis_client()
+    if client is None:
         return "disabled"
     try:
-        _redis_client(url).ping()
+        client.ping()
     except Exception as exc:  # any failure means 'not ready'
         return _failed("redis", exc)
     return "ok"

@@ -11,6 +11,7 @@ from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
 from api.caching import if_match_allows, versioned, with_etag
+from api.openapi import created_links
 from api.pagination import paginated
 from api.survivors import services
 from api.survivors.schemas import (
@@ -27,21 +28,16 @@ blp = Blueprint(
 )
 
 
-def _survivor_link(operation_id: str, description: str) -> dict[str, Any]:
-    return {
-        "operationId": operation_id,
-        "parameters": {"survivor_id": "$response.body#/id"},
-        "description": description,
-    }
-
-
-# OpenAPI links: what a client (and a stateful fuzzer) can do next with the survivor just made.
-CREATED_LINKS = {
-    "GetSurvivor": _survivor_link("getSurvivorById", "Read the new survivor."),
-    "MoveSurvivor": _survivor_link("putSurvivorLocation", "Record the new survivor's location."),
-    "GetInventory": _survivor_link("getSurvivorInventory", "Read the new survivor's inventory."),
-    "ReportInfection": _survivor_link("postInfectionReports", "Report the new survivor as infected."),
-}
+# What a client (and a stateful fuzzer) can do next with the survivor just made.
+CREATED_LINKS = created_links(
+    "survivor_id",
+    {
+        "GetSurvivor": ("getSurvivorById", "Read the new survivor."),
+        "MoveSurvivor": ("putSurvivorLocation", "Record the new survivor's location."),
+        "GetInventory": ("getSurvivorInventory", "Read the new survivor's inventory."),
+        "ReportInfection": ("postInfectionReports", "Report the new survivor as infected."),
+    },
+)
 
 
 @blp.route("")

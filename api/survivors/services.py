@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.accounts.models import Account, Role
 from api.caching import bump
 from api.database import write_transaction
 from api.extensions import db
+from api.pagination import page_of
 from api.problems import ProblemError
 from api.survivors.models import ITEMS, Survivor
 
@@ -55,15 +56,7 @@ def create_survivor(actor: Account, data: dict[str, Any]) -> Survivor:
 def list_survivors(page: int, page_size: int, infected: bool | None = None) -> tuple[list[Survivor], int]:
     """One page in registration order, optionally filtered on infection, and the total."""
     where = [] if infected is None else [Survivor.infected.is_(infected)]
-    total = db.session.scalar(select(func.count()).select_from(Survivor).where(*where)) or 0
-    rows = db.session.scalars(
-        select(Survivor)
-        .where(*where)
-        .order_by(Survivor.created_at, Survivor.id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    ).all()
-    return list(rows), total
+    return page_of(Survivor, where, page, page_size)
 
 
 def get_survivor(survivor_id: uuid.UUID) -> Survivor:

@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
+from api.openapi import created_links
 from api.pagination import paginated
 from api.trades import services
 from api.trades.models import Status
@@ -24,21 +25,16 @@ from api.trades.schemas import (
 blp = Blueprint("trades", __name__, url_prefix="/api/v1/trades", description="Trades between survivors.")
 
 
-def _trade_link(operation_id: str, description: str) -> dict[str, Any]:
-    return {
-        "operationId": operation_id,
-        "parameters": {"trade_id": "$response.body#/id"},
-        "description": description,
-    }
-
-
-# OpenAPI links: what the partner (and a stateful fuzzer) can do next with the trade just proposed.
-CREATED_LINKS = {
-    "GetTrade": _trade_link("getTradeById", "Read the new trade."),
-    "AcceptTrade": _trade_link("postTradeAccept", "Accept the new trade (its partner or an admin)."),
-    "RejectTrade": _trade_link("postTradeReject", "Reject the new trade (its partner or an admin)."),
-    "CancelTrade": _trade_link("postTradeCancel", "Cancel the new trade (its proposer or an admin)."),
-}
+# What the partner (and a stateful fuzzer) can do next with the trade just proposed.
+CREATED_LINKS = created_links(
+    "trade_id",
+    {
+        "GetTrade": ("getTradeById", "Read the new trade."),
+        "AcceptTrade": ("postTradeAccept", "Accept the new trade (its partner or an admin)."),
+        "RejectTrade": ("postTradeReject", "Reject the new trade (its partner or an admin)."),
+        "CancelTrade": ("postTradeCancel", "Cancel the new trade (its proposer or an admin)."),
+    },
+)
 
 
 @blp.route("")

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from api.accounts.models import Account, Role
@@ -23,6 +23,7 @@ from api.caching import bump
 from api.database import utcnow, write_transaction
 from api.extensions import db
 from api.metrics import TRADES
+from api.pagination import page_of
 from api.problems import ProblemError
 from api.survivors.models import ITEMS, Survivor, points_of
 from api.survivors.services import survivor_id_of
@@ -134,15 +135,7 @@ def list_trades(
         if own is None:
             return [], 0
         where.append(or_(Trade.proposer_id == own, Trade.partner_id == own))
-    total = db.session.scalar(select(func.count()).select_from(Trade).where(*where)) or 0
-    rows = db.session.scalars(
-        select(Trade)
-        .where(*where)
-        .order_by(Trade.created_at, Trade.id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    ).all()
-    return list(rows), total
+    return page_of(Trade, where, page, page_size)
 
 
 def _exchange(

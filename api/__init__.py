@@ -75,6 +75,24 @@ def register_blueprints(app: Flask) -> None:
     metrics.init_app(app)
 
 
+# PostgreSQL error classes of an outage: 08 connection exception, 53 insufficient resources
+# (too many connections), 57 operator intervention (shutdown, starting up). Connection failures
+# have no SQLSTATE at all; SQLite names its outages only in the message.
+OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+OUTAGE_MESSAGES = ("connection", "database is locked", "unable to open database file", "server closed")
+
+
+def database_outage(error: OperationalError) -> bool:
+    """True when the database is down or unreachable, False for an error in the query itself."""
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    message = str(error.orig).lower()
+    return (
+        bool(error.connection_invalidated)
+        or sqlstate.startswith(OUTAGE_SQLSTATE_CLASSES)
+        or any(text in message for text in OUTAGE_MESSAGES)
+    )
+
+
 def register_errorhandlers(app: Flask) -> None:
     """Expected failures from services, and anything unexpected, as problem+json."""
 
@@ -91,9 +109,11 @@ def register_errorhandlers(app: Flask) -> None:
         )
 
     @app.errorhandler(OperationalError)
-    def _database_down(error: OperationalError) -> Response:
-        # The database is unreachable, restarting or refusing connections: a transient outage
-        # the client should retry, not a bug. The pool (pre-ping) reconnects by itself after.
+    def _database_error(error: OperationalError) -> Response:
+        if not database_outage(error):  # SQLite reports bad SQL as "operational" too: a bug, 500
+            return _unexpected(error)
+        # Unreachable, restarting, refusing connections or busy: a transient outage the client
+        # should retry, not a bug. The pool (pre-ping) reconnects by itself afterwards.
         log.error("database unavailable", extra={"error": type(error.orig).__name__})
         return problem_response(
             503, "The database is unavailable; retry shortly.", headers={"Retry-After": "5"}

@@ -265,3 +265,23 @@ def test_database_down_is_503_problem_with_retry_after(make_app, make):
     ready = down.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["database"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("message", "sqlstate", "outage"),
+    [
+        ("connection failed: Connection refused", None, True),
+        ("terminating connection due to administrator command", "57P01", True),
+        ("sorry, too many clients already", "53300", True),
+        ("database is locked", None, True),
+        ("no such table: accounts", None, False),
+        ('relation "accounts" does not exist', "42P01", False),
+    ],
+)
+def test_database_outage_tells_an_outage_from_a_bad_query(message, sqlstate, outage):
+    from sqlalchemy.exc import OperationalError
+
+    from api import database_outage
+
+    cause = type("DriverError", (Exception,), {"sqlstate": sqlstate})(message)
+    assert database_outage(OperationalError("SELECT 1", {}, cause)) is outage

@@ -13,6 +13,7 @@ error record during the run.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,7 @@ def seed(server: GunicornServer) -> None:
             client.post("/api/v1/survivors", json=body, headers=headers).raise_for_status()
 
 
-def run(server: GunicornServer, extra: list[str]) -> int:
+def run(server: GunicornServer, extra: list[str], metrics_token: str) -> int:
     """`schemathesis run openapi.yaml` against the server; its exit code (settings: schemathesis.toml)."""
     command = [
         str(SCHEMATHESIS),
@@ -65,7 +66,12 @@ def run(server: GunicornServer, extra: list[str]) -> int:
         *extra,
     ]
     # schemathesis.toml logs in as the admin with this (and again whenever a token is revoked).
-    environ = {**os.environ, "SCHEMATHESIS_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    # /metrics takes its own token (the metricsToken scheme), known only to this run.
+    environ = {
+        **os.environ,
+        "SCHEMATHESIS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "SCHEMATHESIS_METRICS_TOKEN": metrics_token,
+    }
     with subprocess.Popen(command, cwd=ROOT, env=environ, stdin=subprocess.DEVNULL) as process:
         try:
             return process.wait(timeout=RUN_DEADLINE)
@@ -80,12 +86,15 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     # The Robot CPU is a stub on loopback serving the real snapshot: the run never reaches the internet.
     with RobotStub() as robot_cpu, tempfile.TemporaryDirectory(prefix="schemathesis-") as workdir:
-        environ = server_environ(f"sqlite:///{workdir}/fuzz.db", ROBOT_CPU_URL=robot_cpu.url)
+        metrics_token = secrets.token_urlsafe(32)
+        environ = server_environ(
+            f"sqlite:///{workdir}/fuzz.db", ROBOT_CPU_URL=robot_cpu.url, METRICS_TOKEN=metrics_token
+        )
         server = GunicornServer(environ, Path(workdir) / "gunicorn.log")
         with server:
             seed(server)
             server.mark()
-            status = run(server, argv)
+            status = run(server, argv, metrics_token)
         problems = log_problems(server.output_since_mark())
     out = sys.stderr
     if problems:

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgresql+psycopg://127.0.0.1:5432/test
 TEST_PG_URL := $(if $(DATABASE_URL),$(DATABASE_URL),$(PG_URL))
 
-.PHONY: run test openapi spectral clean
+.PHONY: run test openapi spectral bench clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ openapi: $(VENV)/.runtime
 ## The OWASP contract scan alone (make test runs it too).
 spectral: node_modules/.installed
 	node_modules/.bin/spectral lint openapi.yaml --fail-severity=warn
+
+## Benchmark the API against a bare-Flask ceiling, then a scale run (README: Benchmark).
+## Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--database postgresql --scale 0".
+## wrk is a Debian package: this target does not install it (that needs root), it says how.
+bench: $(VENV)/.dev
+	@command -v wrk >/dev/null 2>&1 || { echo "wrk is missing: install it once, as root, with .ci/system-packages" >&2; exit 2; }
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .coverage htmlcov .pytest_cache

@@ -137,9 +137,10 @@ def run_to_exit(
         return subprocess.CompletedProcess(args, process.returncode, output)
 
 
-def gunicorn_command() -> list[str]:
-    """gunicorn from this interpreter, configured only by gunicorn.conf.py and the environment."""
-    return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+def gunicorn_command(config: str = "gunicorn.conf.py") -> list[str]:
+    """gunicorn from this interpreter, configured only by a config file (gunicorn.conf.py unless
+    told otherwise: the benchmark's bare-Flask ceiling has its own) and the environment."""
+    return [sys.executable, "-m", "gunicorn", "-c", config]
 
 
 class ServerError(RuntimeError):
@@ -170,9 +171,10 @@ class ManagedProcess:
 class GunicornServer(ManagedProcess):
     """One gunicorn master and its workers, reachable at `base_url` once `start()` returned."""
 
-    def __init__(self, environ: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, environ: Mapping[str, str], log_path: Path, config: str = "gunicorn.conf.py") -> None:
         self.environ = dict(environ)
         self.log_path = log_path
+        self.config = config
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._offset = 0
@@ -224,7 +226,7 @@ class GunicornServer(ManagedProcess):
         environ = {**self.environ, "PORT": str(self.port), "HOST": "127.0.0.1"}
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                gunicorn_command(),
+                gunicorn_command(self.config),
                 cwd=ROOT,
                 env=environ,
                 stdin=subprocess.DEVNULL,

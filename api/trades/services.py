@@ -111,10 +111,16 @@ def propose(actor: Account, data: dict[str, Any]) -> Trade:
     return trade
 
 
-def _visible(actor: Account, trade: Trade | None) -> Trade:
-    """The trade if the actor is a party or an admin; anyone else is told it does not exist."""
+def _own_survivor(actor: Account) -> uuid.UUID | None:
+    """The actor's survivor id, looked up once per action (an admin acts as no party)."""
+    return None if actor.role == Role.ADMIN else survivor_id_of(actor.id)
+
+
+def _visible(actor: Account, own: uuid.UUID | None, trade: Trade | None) -> Trade:
+    """The trade if the actor is a party (`own` is its survivor id) or an admin; anyone else is
+    told it does not exist."""
     if trade is not None and (
-        actor.role == Role.ADMIN or survivor_id_of(actor.id) in (trade.proposer_id, trade.partner_id)
+        actor.role == Role.ADMIN or (own is not None and own in (trade.proposer_id, trade.partner_id))
     ):
         return trade
     raise ProblemError(404, "No such trade.")
@@ -122,7 +128,7 @@ def _visible(actor: Account, trade: Trade | None) -> Trade:
 
 def get_trade(actor: Account, trade_id: uuid.UUID) -> Trade:
     """A trade its parties and admins may read; 404 for anyone else."""
-    return _visible(actor, db.session.get(Trade, trade_id))
+    return _visible(actor, _own_survivor(actor), db.session.get(Trade, trade_id))
 
 
 def list_trades(
@@ -190,10 +196,12 @@ def _complete(session: Session, trade: Trade) -> None:
 def settle(actor: Account, trade_id: uuid.UUID, outcome: Status) -> Trade:
     """Accept, reject or cancel a pending trade, as its party in the right role or as an admin."""
     with write_transaction() as session:
-        trade = _visible(actor, session.get(Trade, trade_id, with_for_update=True, populate_existing=True))
+        own = _own_survivor(actor)
+        locked = session.get(Trade, trade_id, with_for_update=True, populate_existing=True)
+        trade = _visible(actor, own, locked)
         party = ACTIONS[outcome]
         # Observers are read-only even when linked to a profile (a survivor demoted by an admin).
-        acts_as_party = actor.role == Role.SURVIVOR and survivor_id_of(actor.id) == getattr(trade, party)
+        acts_as_party = actor.role == Role.SURVIVOR and own == getattr(trade, party)
         if actor.role != Role.ADMIN and not acts_as_party:
             raise ProblemError(403, f"Only the trade's {ROLE_NAMES[party]} (or an admin) may do this.")
         # The status check is itself conditional: whatever the locks, only one caller can move a

@@ -710,12 +710,18 @@ def test_kill_9_of_a_replica_under_write_load_loses_no_acknowledged_write(cluste
     assert served_by[cluster.name(victim)] > 0, served_by  # the victim took its share before dying
     assert all(200 <= item.status < 300 for item in gets), [item.body for item in gets if item.status >= 300]
     for item in failed:
-        # Only a POST in flight on the victim may fail, with nginx's own 502, never retried elsewhere.
-        assert item.method == "POST" and item.status == 502, (item.status, item.body)
+        # Only a POST in flight on the victim may fail, never retried elsewhere: with nginx's own 502,
+        # or cut off mid-answer when the victim died after nginx had already passed its headers on
+        # (the status line is out, so nginx can only close the connection).
+        assert item.method == "POST", (item.status, item.body)
         assert edge_log[item.rid]["upstream"] == victim_upstream, edge_log[item.rid]
+        assert item.started < killed + 1.0, f"a request {item.started - killed:.2f}s after the kill failed"
+        if item.status == 0:
+            assert "without sending complete message body" in item.body, item.body
+            continue
+        assert item.status == 502, (item.status, item.body)
         assert item.content_type.startswith(PROBLEM_MIME), item.content_type
         assert json.loads(item.body)["type"] == PROBLEM_BASE + "bad-gateway", item.body
-        assert item.started < killed + 1.0, f"a request {item.started - killed:.2f}s after the kill failed"
     assert after_grace and all(200 <= item.status < 300 for item in after_grace)
     for replica in cluster.replicas:
         if replica is not victim:

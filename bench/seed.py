@@ -1,0 +1,255 @@
+"""Data for the benchmark, written in-process: the schema, accounts with tokens, survivors in bulk.
+
+Accounts are made with the app's own create_account (the cheap test hash profile: nothing here
+logs in with them except the login scenario's account, which a first login rehashes to the
+production profile) and given tokens by the app's own issue_pair, so the server accepts them as
+it accepts any token it issued. Survivors go in bulk, a million in minutes: COPY on PostgreSQL,
+one transaction of executemany batches on SQLite, and the data version bumped once at the end,
+as one big write would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select, text, update
+from sqlalchemy.engine import make_url
+
+from api import create_app
+from api.caching import SURVIVORS, DataVersion
+from api.extensions import db
+from api.survivors.models import Survivor
+
+PASSWORD = "bench-walk-password-7731"
+GENDERS = ("female", "male", "non-binary", "unspecified")
+BATCH = 20_000
+# Survivors are "registered" one millisecond apart from here on: a stable, index-served order.
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+INFECTED_EVERY = 20  # 5% of bulk survivors are infected (with the threshold's count of reports)
+
+COLUMNS = (
+    "id",
+    "account_id",
+    "name",
+    "age",
+    "gender",
+    "latitude",
+    "longitude",
+    "infected",
+    "infection_reports",
+    "water",
+    "food",
+    "medication",
+    "ammunition",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+@dataclass
+class Member:
+    """A seeded account: its token and, when it has one, its survivor profile."""
+
+    username: str
+    account_id: uuid.UUID
+    token: str
+    survivor_id: uuid.UUID | None = None
+
+
+def refuse_test_database(url: str) -> None:
+    """The harness empties its PostgreSQL database: never one of the test suite's (test, test_*)."""
+    name = make_url(url).database or ""
+    if name == "test" or name.startswith("test_"):
+        raise SystemExit(f"bench: refusing to empty {name!r}, a test database: give the benchmark its own")
+
+
+def reset_database(url: str) -> None:
+    """An empty database: PostgreSQL's public schema dropped and made again, a SQLite file removed."""
+    if url.startswith("postgresql"):
+        refuse_test_database(url)
+        from tests.conftest import reset_postgres
+
+        reset_postgres(url)
+        return
+    path = make_url(url).database
+    if path:
+        for suffix in ("", "-wal", "-shm", ".start-lock"):
+            Path(path + suffix).unlink(missing_ok=True)
+
+
+def seeding_app(environ: Mapping[str, str]) -> Flask:
+    """An app on the benchmark's database with the server's settings, its schema at head."""
+    from flask_migrate import upgrade
+
+    app = create_app(dict(environ), PASSWORD_HASH_PROFILE="fast-tests")
+    # create_app sends the app's log lines (audit: every account made) to stdout: the harness's
+    # output stays readable with warnings and errors only.
+    for name in ("resistance", "resistance.audit", "resistance.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+    return app
+
+
+def dispose(app: Flask) -> None:
+    """Close the seeding app's connections."""
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def accounts(app: Flask, prefix: str, count: int, role: str = "survivor") -> list[Member]:
+    """`count` accounts named prefix-N, each with an access token the server will accept."""
+    from api.accounts.services import create_account
+    from security.tokens import issue_pair
+
+    made = []
+    with app.app_context():
+        for number in range(count):
+            account = create_account(f"{prefix}-{number}", PASSWORD, role)
+            made.append(Member(account.username, account.id, issue_pair(account)["access_token"]))
+        db.session.remove()
+    return made
+
+
+def _rows(start: int, count: int, owners: Sequence[uuid.UUID]) -> Iterator[tuple[Any, ...]]:
+    """Survivor rows number start.. start+count-1 (deterministic but varied); the first ones owned."""
+    for number in range(start, start + count):
+        infected = number % INFECTED_EVERY == INFECTED_EVERY - 1 and number - start >= len(owners)
+        created = EPOCH + timedelta(milliseconds=number)
+        yield (
+            uuid.uuid4(),
+            owners[number - start] if number - start < len(owners) else None,
+            f"Survivor {number}",
+            18 + number % 60,
+            GENDERS[number % 4],
+            round((number * 0.618034) % 180 - 90, 4),
+            round((number * 0.381966) % 360 - 180, 4),
+            infected,
+            3 if infected else 0,
+            number % 11,
+            number % 7,
+            number % 5,
+            number % 50,
+            1,
+            created,
+            created,
+        )
+
+
+def survivor_count(app: Flask) -> int:
+    """How many survivors the database holds."""
+    with app.app_context():
+        count = db.session.scalar(text("SELECT count(*) FROM survivors")) or 0
+        db.session.remove()
+    return int(count)
+
+
+def bulk_survivors(app: Flask, count: int, owners: Sequence[uuid.UUID] = ()) -> None:
+    """Insert `count` survivors after those already there (the first len(owners) linked to those
+    accounts), bump the data version once, and refresh the planner's statistics."""
+    if count <= 0:
+        return
+    start = survivor_count(app)
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "postgresql":
+            _copy_postgres(engine, _rows(start, count, owners))
+        else:
+            _insert_sqlite(engine, _rows(start, count, owners))
+        with engine.begin() as connection:  # both databases allow ANALYZE in a transaction
+            connection.execute(text("ANALYZE survivors"))
+        db.session.remove()
+
+
+BUMP_SQL = "UPDATE data_versions SET version = version + 1 WHERE name = %(name)s"
+
+
+def _bump() -> Any:
+    return update(DataVersion).where(DataVersion.name == SURVIVORS).values(version=DataVersion.version + 1)
+
+
+def _copy_postgres(engine: Any, rows: Iterator[tuple[Any, ...]]) -> None:
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        with connection.cursor() as cursor:
+            with cursor.copy(f"COPY survivors ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(BUMP_SQL, {"name": SURVIVORS})
+        connection.commit()
+    finally:
+        raw.close()
+
+
+def _insert_sqlite(engine: Any, rows: Iterator[tuple[Any, ...]]) -> None:
+    table = Survivor.__table__
+    with engine.begin() as connection:
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(dict(zip(COLUMNS, row, strict=True)))
+            if len(batch) == BATCH:
+                connection.execute(table.insert(), batch)
+                batch = []
+        if batch:
+            connection.execute(table.insert(), batch)
+        connection.execute(_bump())
+
+
+def link_profiles(app: Flask, members: Sequence[Member]) -> None:
+    """Give each member its survivor profile (bulk, one write) and remember the ids."""
+    bulk_survivors(app, len(members), [member.account_id for member in members])
+    with app.app_context():
+        ids = dict(
+            db.session.execute(
+                select(Survivor.account_id, Survivor.id).where(
+                    Survivor.account_id.in_([member.account_id for member in members])
+                )
+            ).all()
+        )
+        db.session.remove()
+    for member in members:
+        member.survivor_id = ids[member.account_id]
+
+
+def unlinked_survivor_ids(app: Flask, limit: int) -> list[uuid.UUID]:
+    """The ids of the first `limit` survivors no account owns (never reporters: they stay healthy)."""
+    with app.app_context():
+        ids = list(
+            db.session.scalars(
+                select(Survivor.id)
+                .where(Survivor.account_id.is_(None))
+                .order_by(Survivor.created_at, Survivor.id)
+                .limit(limit)
+            )
+        )
+        db.session.remove()
+    return ids
+
+
+def infection_report_rows(app: Flask) -> int:
+    """How many infection reports are stored (first reports write one each; repeats none)."""
+    with app.app_context():
+        count = db.session.scalar(text("SELECT count(*) FROM infection_reports")) or 0
+        db.session.remove()
+    return int(count)
+
+
+def sqlite_url(directory: Path) -> str:
+    """A SQLite file for this run, in the run's scratch directory."""
+    return "sqlite:///" + str(directory / "bench.db")
+
+
+def deep_page(total: int, page_size: int = 20) -> int:
+    """A page 80% of the way through the list (page 40000 of 20 at a million survivors)."""
+    return max(1, math.floor(total * 0.8 / page_size))

@@ -1,0 +1,89 @@
+"""The benchmark runs end to end on a tiny dataset (`python -m bench.run --quick`).
+
+Only that it runs and reports every scenario is checked, never how fast: timings belong to the
+benchmark's own report. It needs wrk (`.ci/system-packages`); without it the test is skipped
+with a message, or fails under REQUIRE_SERVICES=1 (CI). It runs in the SQLite pass only: the
+benchmark makes its own SQLite database and never touches the suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.server import hermetic_environ, run_to_exit
+
+pytestmark = [pytest.mark.gunicorn, pytest.mark.slow]
+
+SCENARIOS = (
+    "list",
+    "list_304",
+    "invalid_token",
+    "report_infection",
+    "put_location",
+    "infection_report",
+    "login",
+)
+NUMERIC = ("requests_per_second", "p50_ms", "p99_ms", "ratio", "ratio_same_shape", "rss_mb_max", "rss_mb_sum")
+SCALE = ("report_infection", "report_resources", "list_first_page", "list_deep_page")
+TIME_LIMIT = 60.0
+
+
+def _require_wrk() -> None:
+    if shutil.which("wrk") is not None:
+        return
+    message = "wrk is not installed (install it once with `.ci/system-packages`, as root)"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " and REQUIRE_SERVICES=1")
+    pytest.skip(message + ": skipping the benchmark's run")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def test_bench_quick_reports_every_scenario(tmp_path: Path):
+    if os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("the benchmark's test runs in the SQLite pass only")
+    _require_wrk()
+    command = [sys.executable, "-m", "bench.run", "--quick", "--database", "sqlite", "--out", str(tmp_path)]
+    result = run_to_exit(command, hermetic_environ(), timeout=TIME_LIMIT)
+    assert result.returncode == 0, result.stdout
+
+    [json_path] = tmp_path.glob("bench-*.json")
+    [markdown_path] = tmp_path.glob("bench-*.md")
+    results = json.loads(json_path.read_text())
+    assert results["ceilings"] and all(
+        _is_number(c["requests_per_second"]) for c in results["ceilings"].values()
+    )
+    [run] = results["runs"]
+    assert run["database"] == "sqlite"
+    assert tuple(run["scenarios"]) == SCENARIOS
+    for name, scenario in run["scenarios"].items():
+        for key in NUMERIC:
+            assert _is_number(scenario[key]), (name, key, scenario[key])
+        assert scenario["requests"] > 0, name
+        # Every request got the status its scenario is about, and the server logged no failure.
+        assert scenario["unexpected_status"] == 0, (name, scenario)
+        assert scenario["log_problems"] == 0, (name, scenario["log_problem_sample"])
+    # Distinct reporter/reported pairs: the first-report path, not the repeat path.
+    assert run["scenarios"]["infection_report"]["first_report_share"] >= 0.9
+
+    scale = run["scale"]
+    assert scale["survivors"] >= 2000
+    for name in SCALE:
+        for kind in ("cold", "cached"):
+            assert _is_number(scale["measures"][name][kind]["p50_ms"]), (name, kind)
+    assert _is_number(scale["measures"]["location_update"]["write"]["p50_ms"])
+
+    table = markdown_path.read_text()
+    assert "| server | scenario |" in table
+    for name in SCENARIOS:
+        assert f"| {name} |" in table
+    assert "| server | scenario |" in result.stdout  # printed as well as written

@@ -17,7 +17,7 @@ from typing import Any
 from cachelib.serializers import JSONSerializer
 from flask import Flask, Response, request
 from flask_caching import Cache
-from sqlalchemy import BigInteger, String, select, update
+from sqlalchemy import BigInteger, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.extensions import db
@@ -45,9 +45,13 @@ def bump(session: Session, name: str = SURVIVORS) -> None:
     )
 
 
+# Built once (read on every list GET): SQLAlchemy memoises its cache key; each call binds a name.
+VERSION_QUERY = select(DataVersion.version).where(DataVersion.name == bindparam("name"))
+
+
 def current_version(name: str = SURVIVORS) -> int:
     """The data set's version as committed now."""
-    return db.session.scalar(select(DataVersion.version).where(DataVersion.name == name)) or 0
+    return db.session.connection().execute(VERSION_QUERY, {"name": name}).scalar() or 0
 
 
 class _JSONCacheSerializer(JSONSerializer):

@@ -234,7 +234,6 @@ STATIC_SETTINGS: dict[str, Any] = {
     "JSON_SORT_KEYS": False,
     "PROPAGATE_EXCEPTIONS": False,
     "SQLALCHEMY_TRACK_MODIFICATIONS": False,
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "PASSWORD_HASH_PROFILE": "default",
     "API_TITLE": "Resistance API",
     "API_VERSION": "1.0.0",

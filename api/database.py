@@ -1,7 +1,15 @@
-"""Database plumbing: UUID keys, timestamps, write transactions that never surface 'database is locked'."""
+"""Database plumbing: UUID keys, timestamps, write transactions that never surface 'database is locked'.
+
+On PostgreSQL, reads run in autocommit: each statement is its own snapshot (as under READ
+COMMITTED anyway), with no BEGIN before and no ROLLBACK after a request, two round trips saved on
+every read. Every write goes through write_transaction, which opts in to a READ COMMITTED
+transaction. Pooled connections are checked before use only when they sat idle (a database
+restart is found there); a busy pool is not pinged on every request.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,11 +20,18 @@ from flask import Flask
 from sqlalchemy import DateTime, Engine, TypeDecorator, event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled connection unused for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+WRITE_OPTIONS: dict[str, dict[str, Any]] = {
+    "postgresql": {"write": True, "isolation_level": "READ COMMITTED"},
+    "sqlite": {"write": True},
+}
 
 
 def utcnow() -> datetime:
@@ -75,8 +90,31 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.pop("idle_since", None)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    except Exception as error:  # the pool drops this connection and hands out a new one
+        raise DisconnectionError("a pooled connection did not answer its ping") from error
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine options by database: PostgreSQL reads in autocommit (see the module docstring)."""
+    return {"isolation_level": "AUTOCOMMIT"} if url.startswith("postgresql") else {}
+
+
 def configure_engine(engine: Engine) -> None:
-    """Apply the SQLite pragmas and begin modes; PostgreSQL needs nothing extra."""
+    """Ping idle connections on checkout; SQLite's pragmas and begin modes."""
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _ping_if_idle)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
@@ -84,6 +122,10 @@ def configure_engine(engine: Engine) -> None:
 
 def init_app(app: Flask) -> None:
     """Bind the database to the app and configure its engine."""
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+        **engine_options(app.config["SQLALCHEMY_DATABASE_URI"]),
+    }
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
@@ -95,7 +137,7 @@ def write_transaction() -> Iterator[Session]:
     session = db.session()
     if session.in_transaction():
         session.commit()  # end the read snapshot so the write starts on fresh data
-    session.connection(execution_options={"write": True})
+    session.connection(execution_options=WRITE_OPTIONS[dialect_name()])
     try:
         yield session
         session.commit()

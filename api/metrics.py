@@ -33,7 +33,6 @@ from typing import Any
 
 from flask import Flask, Response, abort, current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -46,7 +45,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from api.openapi import ProblemSchema
+from api.openapi import Blueprint, ProblemSchema
 from api.problems import PROBLEM_MIME, problem_response
 from security.permissions import public
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import flask_smorest
 import marshmallow as ma
 from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -18,6 +19,14 @@ from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME, problem_r
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
 BEARER_SCHEME = "bearerAuth"
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, handing webargs one schema instance per view: given a class,
+    webargs builds a new schema (copying every declared field) on each request it parses."""
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
 
 # Bounds that hold for every problem document: the path is bounded by gunicorn's

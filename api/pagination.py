@@ -1,36 +1,122 @@
-"""One way to answer a page: the envelope plus an RFC 8288 Link header."""
+"""One way to answer a page: the envelope, an RFC 8288 Link header, and keyset cursors.
+
+Every list is in (created_at, id) order, which an index serves. A page is found one of three ways:
+
+- `after` (the cursor a rel="next" link carries: the last item of the page before): keyset,
+  WHERE (created_at, id) > cursor ORDER BY created_at, id LIMIT n — the same few index steps
+  at any depth, and nothing skipped or repeated while the list grows;
+- `before` (a rel="prev" link: the first item of the page after): the n rows just before it
+  (with `after` as well: the rows between the two, from `after` on);
+- `page` alone (a direct jump): an OFFSET walked over the index only, and only the page's rows
+  fetched from the table (a deferred join). When the list's size is known in SQL without
+  counting (the survivor totals), a page in the back half is walked from the end instead.
+
+`page` is still what the body and the links show; with a cursor it is the number the link gave.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, literal, select, tuple_
 
 from api.extensions import db
-from api.schemas import link_header
+from api.schemas import Position, encode_cursor, link_header
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which page a client asked for: its number and size, and a cursor from a link, if any."""
+
+    page: int
+    page_size: int
+    after: Position | None = None
+    before: Position | None = None
+
+    @classmethod
+    def of(cls, query: dict[str, Any]) -> Window:
+        """The window a validated page query names."""
+        return cls(query["page"], query["page_size"], query.get("after"), query.get("before"))
+
+
+def _clamped(value: ColumnElement[int], high: int | None = None) -> ColumnElement[int]:
+    """value, in SQL, never below 0 (nor above high): a race can move a counter past the plan."""
+    if high is None:
+        return case((value < 0, 0), else_=value)
+    return case((value < 0, 0), (value > high, high), else_=value)
 
 
 def page_of(
-    model: Any, where: Sequence[ColumnElement[bool]], page: int, page_size: int
+    model: Any,
+    where: Sequence[ColumnElement[bool]],
+    window: Window,
+    size: ColumnElement[int] | None = None,
 ) -> tuple[list[Any], int]:
-    """One page of model's rows matching `where`, oldest first (created_at, id: a stable order
-    an index serves), and the total count."""
-    total = db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-    rows = db.session.scalars(
-        select(model)
-        .where(*where)
-        .order_by(model.created_at, model.id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    ).all()
-    return list(rows), total
+    """One page of model's rows matching `where`, oldest first, and how many match in all.
+
+    `size`, when given, is that count as a scalar subquery that reads no rows of `model` (a
+    maintained counter): it stands in for count(*), and lets a deep page be walked from the end
+    in one statement that sees the same count as the rows it pages through.
+    """
+    if size is None:
+        total = db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+    else:
+        total = db.session.scalar(select(size)) or 0
+    order = (model.created_at, model.id)
+    backwards = [column.desc() for column in order]
+    key = tuple_(*order)
+    limit = window.page_size
+    bounds = []
+    if window.after is not None:
+        bounds.append(key > _position(model, window.after))
+    if window.before is not None:
+        bounds.append(key < _position(model, window.before))
+    if window.after is None and bounds:  # before alone: the rows just before it, in order
+        statement = select(model).where(*where, *bounds).order_by(*backwards).limit(limit)
+        return list(db.session.scalars(statement))[::-1], total
+    if bounds:
+        statement = select(model).where(*where, *bounds).order_by(*order).limit(limit)
+        return list(db.session.scalars(statement)), total
+    skip = (window.page - 1) * limit
+    if size is not None and skip < total and max(total - skip - limit, 0) < skip:
+        # Nearer the end: walk back past the rows after the page, then take the page's own rows
+        # (fewer than `limit` on the last page), both counted from the same counter as `total`.
+        walked = (
+            select(model.id)
+            .where(*where)
+            .order_by(*backwards)
+            .limit(_clamped(size - skip, limit))
+            .offset(_clamped(size - skip - limit))
+            .subquery()
+        )
+        # A constant LIMIT around it: the planner cannot read one computed in SQL, guesses a tenth
+        # of the table, and would hash-join a full scan to fetch what is at most `limit` rows.
+        keys = select(walked.c.id).limit(limit)
+    else:
+        keys = select(model.id).where(*where).order_by(*order).limit(limit).offset(skip)
+    found = keys.subquery()
+    statement = select(model).join(found, model.id == found.c.id).order_by(*order)
+    return list(db.session.scalars(statement)), total
+
+
+def _position(model: Any, mark: Position) -> ColumnElement[Any]:
+    """A cursor's (created_at, id) as bound values of the model's own column types."""
+    return tuple_(
+        literal(mark.created_at, model.created_at.type),
+        literal(mark.id, model.id.type),
+    )
 
 
 def paginated(fetch: Callable[..., tuple[Sequence[Any], int]], query: dict[str, Any], **filters: Any) -> Any:
-    """Call fetch(page, page_size, **filters) and wrap the result for @blp.response."""
-    page, page_size = query["page"], query["page_size"]
-    items, total = fetch(page, page_size, **filters)
-    body = {"items": items, "page": page, "page_size": page_size, "total": total}
-    link = link_header(page, page_size, total)
+    """Call fetch(window, **filters) and wrap the result for @blp.response, with its Link."""
+    window = Window.of(query)
+    items, total = fetch(window, **filters)
+    body = {"items": items, "page": window.page, "page_size": window.page_size, "total": total}
+    after = before = None
+    if items:
+        after = encode_cursor(items[-1].created_at, items[-1].id)
+        before = encode_cursor(items[0].created_at, items[0].id)
+    link = link_header(window.page, window.page_size, total, after=after, before=before)
     return (body, {"Link": link}) if link else body

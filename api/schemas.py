@@ -1,8 +1,13 @@
-"""Shared schemas: strict base schema, pagination query and envelope, RFC 3339 timestamps."""
+"""Shared schemas: strict base schema, pagination query, cursors and envelope, RFC 3339 timestamps."""
 
 from __future__ import annotations
 
+import base64
 import re
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -72,6 +77,85 @@ class PageQuerySchema(BaseSchema):
     )
 
 
+# A keyset cursor: a row's place in the (created_at, id) order every list uses, as 24 bytes
+# (microseconds since the epoch, signed; the id's 16 bytes) in unpadded base64url: 32 characters.
+CURSOR = struct.Struct(">q16s")
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{32}$"
+CURSOR_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+EARLIEST = (datetime(1, 1, 1, tzinfo=UTC) - CURSOR_EPOCH) // MICROSECOND
+LATEST = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - CURSOR_EPOCH) // MICROSECOND
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a row stands in a list's order: its (created_at, id)."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    """The opaque cursor naming a row's position."""
+    raw = CURSOR.pack((created_at - CURSOR_EPOCH) // MICROSECOND, row_id.bytes)
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(text: str) -> Position:
+    """The position a cursor names; ValueError when it is not shaped like one.
+
+    Any 32 characters of the alphabet are a position: a time outside the years 1-9999 stands for
+    the first or last possible instant (no row is older or newer), so every value the documented
+    pattern allows is answered, never refused.
+    """
+    if not re.fullmatch(CURSOR_PATTERN, text):
+        raise ValueError("not a cursor")
+    micros, key = CURSOR.unpack(base64.urlsafe_b64decode(text))  # 32 characters: 24 bytes
+    micros = min(max(micros, EARLIEST), LATEST)
+    return Position(CURSOR_EPOCH + micros * MICROSECOND, uuid.UUID(bytes=key))
+
+
+class CursorField(ma.fields.String):
+    """A cursor from a Link header, loaded as the Position it names."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {
+            "pattern": CURSOR_PATTERN,
+            "minLength": 32,
+            "maxLength": 32,
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=metadata, **kwargs)
+
+    # A string on the wire (so the spec documents one), a Position once loaded.
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Position:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return decode_cursor(text)
+        except ValueError:
+            raise ma.ValidationError("Not a valid cursor: use one from a Link header.") from None
+
+
+class CursorPageQuerySchema(PageQuerySchema):
+    """Paging plus the keyset cursors the Link header carries."""
+
+    after = CursorField(
+        metadata={
+            "description": 'Opaque cursor from a rel="next" link: the page starts right after the '
+            "item it names (keyset paging: as fast at any depth, nothing skipped or repeated while "
+            "the list changes). page is then only the number shown in the body."
+        }
+    )
+    before = CursorField(
+        metadata={
+            "description": 'Opaque cursor from a rel="prev" link: the page ends right before the '
+            "item it names. With after as well: the items between the two, from after on."
+        }
+    )
+
+
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     """The envelope {"items","page","page_size","total"} around a given item schema."""
     fields: dict[str, Any] = {
@@ -87,13 +171,26 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     return type(name, (ma.Schema,), fields)
 
 
-def link_header(page: int, page_size: int, total: int) -> str | None:
-    """RFC 8288 Link with rel="next"/"prev" where those pages exist (other query kept)."""
-    args = request.args.to_dict(flat=True)
+def link_header(
+    page: int, page_size: int, total: int, after: str | None = None, before: str | None = None
+) -> str | None:
+    """RFC 8288 Link with rel="next"/"prev" where those pages exist (other query kept).
+
+    `after` (the cursor of this page's last item) goes on the next link and `before` (its first)
+    on the previous one, so a client walking the links is served by keyset at any depth; page 1
+    needs no cursor.
+    """
+    args = {
+        name: value
+        for name, value in request.args.to_dict(flat=True).items()
+        if name not in ("page", "page_size", "after", "before")
+    }
     links = []
     last_page = max(1, -(-total // page_size))
-    for rel, target in (("prev", page - 1), ("next", page + 1)):
+    for rel, target, cursor in (("prev", page - 1, before), ("next", page + 1, after)):
         if 1 <= target <= last_page:
-            query = urlencode({**args, "page": target, "page_size": page_size})
-            links.append(f'<{request.base_url}?{query}>; rel="{rel}"')
+            params: dict[str, Any] = {**args, "page": target, "page_size": page_size}
+            if cursor is not None and target > 1:
+                params["after" if rel == "next" else "before"] = cursor
+            links.append(f'<{request.base_url}?{urlencode(params)}>; rel="{rel}"')
     return ", ".join(links) or None

@@ -14,8 +14,10 @@ SCALE_ROWS = (
     ("report_resources", "cached", "resources report, cached"),
     ("list_first_page", "cold", "first list page, cold"),
     ("list_first_page", "cached", "first list page, cached"),
-    ("list_deep_page", "cold", "deep list page, cold"),
-    ("list_deep_page", "cached", "deep list page, cached"),
+    ("list_deep_page", "cold", "deep list page by number (direct jump), cold"),
+    ("list_deep_page", "cached", "deep list page by number (direct jump), cached"),
+    ("list_deep_page_cursor", "cold", "deep list page by the previous page's next link (cursor), cold"),
+    ("list_deep_page_cursor", "cached", "deep list page by the previous page's next link (cursor), cached"),
     ("location_update", "write", "location update"),
 )
 
@@ -25,6 +27,8 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 def _throughput(results: dict[str, Any]) -> list[str]:
+    if not results["ceilings"] and not any(run["scenarios"] for run in results["runs"]):
+        return ["(--skip-load: no throughput scenarios were run, only the scale run.)"]
     lines = [
         "| server | scenario | status | req/s | p50 ms | p99 ms | × ceiling | × same-shape ceiling "
         "| worker RSS MiB (max / sum) | unexpected |",
@@ -73,15 +77,15 @@ def _scale(results: dict[str, Any]) -> list[str]:
         scale = run["scale"]
         lines.append(
             f"- {run['database']}: {scale['survivors']:,} survivors, bulk insert took "
-            f"{scale['seed_seconds']:,.1f} s; deep page = page {scale['deep_page']:,} of 20."
+            f"{scale['seed_seconds']:,.1f} s; deep page = page {scale['deep_page']:,} of 20, asked for by "
+            f"number and by `{scale['deep_page_cursor']}`."
         )
     return lines
 
 
-def targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """The issue's targets for one run: (target, measured, met)."""
+def _load_targets(scenarios: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The throughput targets: ratios to the ceiling, p99, worker RSS."""
     found: list[tuple[str, str, bool]] = []
-    scenarios = run["scenarios"]
 
     def ratio(name: str, floor: float) -> None:
         value = scenarios[name].get("ratio")
@@ -96,6 +100,15 @@ def targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
         found.append((f"{name} p99 ≤ 25 ms", f"{p99:.1f} ms", p99 <= 25))
     rss = max(result["rss_mb_max"] for result in scenarios.values())
     found.append(("worker RSS ≤ 150 MB (largest worker after any scenario)", f"{rss:.0f} MiB", rss <= 150))
+    return found
+
+
+def targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The issue's targets for one run: (target, measured, met)."""
+    found: list[tuple[str, str, bool]] = []
+    scenarios = run["scenarios"]
+    if scenarios:  # none under --skip-load
+        found += _load_targets(scenarios)
     scale = run.get("scale")
     if scale:
         measures = scale["measures"]
@@ -105,7 +118,7 @@ def targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
             found.append((f"{name} uncached ≤ 200 ms (p50)", f"{cold:.1f} ms", cold <= 200))
         pages = [
             measures[name][kind]["p50_ms"]
-            for name in ("list_first_page", "list_deep_page")
+            for name in ("list_first_page", "list_deep_page", "list_deep_page_cursor")
             for kind in ("cold", "cached")
         ]
         found.append(("any list page ≤ 20 ms (slowest p50)", f"{max(pages):.1f} ms", max(pages) <= 20))
@@ -117,13 +130,17 @@ def targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
 def markdown(results: dict[str, Any]) -> str:
     """The report as markdown: one throughput table, one scale table, the targets per run."""
     settings = results["settings"]
+    load = (
+        f"wrk -t{settings['wrk_threads']} -c{settings['connections']}, {settings['warmup']} s warm-up, "
+        f"median of {settings['rounds']} x {settings['seconds']} s; "
+        f"ratios to bare Flask on {results['reference_ceiling']}. {UNEXPECTED}"
+    )
+    if settings.get("skip_load"):
+        load = f"scale run only (--skip-load), {settings['samples']} samples per measure."
     lines = [
         f"# Benchmark {results['started_at']}",
         "",
-        f"{results['machine']['cpus']} CPUs, Python {results['machine']['python']}; "
-        f"wrk -t{settings['wrk_threads']} -c{settings['connections']}, {settings['warmup']} s warm-up, "
-        f"median of {settings['rounds']} x {settings['seconds']} s; "
-        f"ratios to bare Flask on {results['reference_ceiling']}. {UNEXPECTED}",
+        f"{results['machine']['cpus']} CPUs, Python {results['machine']['python']}; {load}",
         "",
         *_throughput(results),
         *_scale(results),

@@ -2,6 +2,7 @@
 
     python -m bench.run [--quick] [--database sqlite|postgresql|both] [--seconds N] [--rounds N]
                         [--warmup N] [--scale N] [--samples N] [--survivors N] [--out DIR]
+                        [--skip-load]
 
 1. Ceilings: bench/ceiling.py (one route, a small JSON object) served by gunicorn with the API's
    settings (bench/ceiling_gunicorn.py) in two worker models: the issue's reference, `sync` with
@@ -14,7 +15,10 @@
    of --seconds each; the median of the rounds is reported.
 3. The scale run, on the same database and server: survivors bulk-inserted up to --scale, then
    single requests timed with httpx (--samples each): the reports cold (right after a write, so
-   the version-keyed cache misses) and cached, the first and a deep list page, a location update.
+   the version-keyed cache misses) and cached, the first and a deep list page — the deep one both
+   as a direct jump (page=N) and as the client reaches it by following the rel="next" link of the
+   page before (a keyset cursor) — and a location update. --skip-load runs only this part (no
+   ceilings, no wrk).
 
 Results go to --out (bench/results/, git-ignored) as <stamp>.json and <stamp>.md, and the
 markdown table is printed. Everything is on loopback, every wait is bounded, and every process
@@ -124,6 +128,11 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results directory")
     parser.add_argument(
         "--keep", action="store_true", help="keep the scratch directory (server logs, SQLite)"
+    )
+    parser.add_argument(
+        "--skip-load",
+        action="store_true",
+        help="only the scale run: no ceilings, no wrk scenarios (wrk is then not needed)",
     )
     options = parser.parse_args(argv)
     defaults = QUICK if options.quick else FULL
@@ -243,6 +252,9 @@ def measure(server: GunicornServer, scenario: Scenario, options: argparse.Namesp
     run(options.warmup, settle=False)  # settled just above
     rounds = [run(options.seconds) for _ in range(options.rounds)]
     problems = log_problems(server.output_since_mark())
+    # "Worker RSS after the run": once the backlog wrk left behind is served (logins: seconds of
+    # Argon2 at 64 MiB each), not while the last accepted requests still hold their memory.
+    load.settle(master)
     requests = sum(r.requests for r in rounds)
     workers = len(load.worker_pids(master))
     # wrk counts responses outside 2xx/3xx: all of them are expected when the scenario is a 401.
@@ -524,6 +536,25 @@ def percentile(values: list[float], fraction: float) -> float:
     return round(ordered[max(0, math.ceil(fraction * len(ordered)) - 1)], 3)
 
 
+def get_ok(client: httpx.Client, url: str, headers: dict[str, str]) -> httpx.Response:
+    """A GET that must answer 200."""
+    response = client.get(url, headers=headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"scale: GET {url} answered {response.status_code}: {response.text[:300]}")
+    return response
+
+
+def next_link(response: httpx.Response) -> str:
+    """The path and query of a list response's rel="next" link (it carries the keyset cursor)."""
+    next_url = response.links.get("next", {}).get("url")
+    if not next_url or "after=" not in next_url:
+        raise RuntimeError(
+            f"scale: no next link with a cursor on {response.url}: {response.headers.get('Link')}"
+        )
+    parts = httpx.URL(next_url)
+    return f"{parts.path}?{parts.query.decode()}"
+
+
 def scale_run(server: GunicornServer, app: Any, data: Dataset, options: argparse.Namespace) -> dict[str, Any]:
     """Bulk-insert up to --scale survivors, then time single requests (cold and cached)."""
     have = seed.survivor_count(app)
@@ -561,13 +592,17 @@ def scale_run(server: GunicornServer, app: Any, data: Dataset, options: argparse
         return {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99), "samples": len(values)}
 
     measures: dict[str, Any] = {}
-    gets = {
-        "report_infection": "/api/v1/reports/infection",
-        "report_resources": "/api/v1/reports/resources",
-        "list_first_page": "/api/v1/survivors?page=1&page_size=20",
-        "list_deep_page": f"/api/v1/survivors?page={deep}&page_size=20",
-    }
     with httpx.Client(base_url=server.base_url, timeout=httpx.Timeout(120.0, connect=5.0)) as client:
+        gets = {
+            "report_infection": "/api/v1/reports/infection",
+            "report_resources": "/api/v1/reports/resources",
+            "list_first_page": "/api/v1/survivors?page=1&page_size=20",
+            "list_deep_page": f"/api/v1/survivors?page={deep}&page_size=20",
+            # The same page as a client walking the list reaches it: the previous page's next link.
+            "list_deep_page_cursor": next_link(
+                get_ok(client, f"/api/v1/survivors?page={max(deep - 1, 1)}&page_size=20", reader)
+            ),
+        }
         for name, url in gets.items():
             cold = []
             for _ in range(options.samples):
@@ -582,7 +617,13 @@ def scale_run(server: GunicornServer, app: Any, data: Dataset, options: argparse
         updates = [move(client) for _ in range(options.samples)]
         measures["location_update"] = {"path": "/api/v1/survivors/{id}/location", "write": stats(updates)}
         say(f"  location_update: p50 {measures['location_update']['write']['p50_ms']:.1f} ms")
-    return {"survivors": total, "seed_seconds": seed_seconds, "deep_page": deep, "measures": measures}
+    return {
+        "survivors": total,
+        "seed_seconds": seed_seconds,
+        "deep_page": deep,
+        "deep_page_cursor": gets["list_deep_page_cursor"],
+        "measures": measures,
+    }
 
 
 def run_database(
@@ -606,8 +647,9 @@ def run_database(
                 response.raise_for_status()
                 etag = response.headers["ETag"]
             results = {}
-            for scenario in scenarios(app, data, options, etag):
-                results[scenario.name] = measure(server, scenario, options)
+            if not options.skip_load:
+                for scenario in scenarios(app, data, options, etag):
+                    results[scenario.name] = measure(server, scenario, options)
             rss_after = load.workers_rss(server.process.pid)
             scale = scale_run(server, app, data, options) if options.scale > 0 else None
     finally:
@@ -672,7 +714,10 @@ def databases(options: argparse.Namespace, scratch: Path) -> list[tuple[str, str
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
-    if load.wrk_binary() is None:
+    if options.skip_load and options.scale <= 0:
+        sys.stderr.write("bench: --skip-load runs only the scale run: give --scale a positive size\n")
+        return 2
+    if not options.skip_load and load.wrk_binary() is None:
         sys.stderr.write("bench: wrk is not installed; install it once with `sudo .ci/system-packages`\n")
         return 2
     redis_url = bench_redis_url(options.redis_url)
@@ -693,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
             reference = Shape("sync", options.ceiling_workers, 1)
             shapes = [reference, api_shape(options, redis_url)]
             ceilings: dict[str, dict[str, Any]] = {}
-            for shape in shapes:
+            for shape in [] if options.skip_load else shapes:
                 if shape.label not in ceilings:
                     ceilings[shape.label] = ceiling(shape, scratch, options, secret)
             runs = [run_database(kind, url, redis_url, scratch, options, secret) for kind, url in chosen]
@@ -711,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "settings": {
                 "quick": options.quick,
+                "skip_load": options.skip_load,
                 "seconds": options.seconds,
                 "rounds": options.rounds,
                 "warmup": options.warmup,

@@ -4,8 +4,9 @@ Accounts are made with the app's own create_account (the cheap test hash profile
 logs in with them except the login scenario's account, which a first login rehashes to the
 production profile) and given tokens by the app's own issue_pair, so the server accepts them as
 it accepts any token it issued. Survivors go in bulk, a million in minutes: COPY on PostgreSQL,
-one transaction of executemany batches on SQLite, and the data version bumped once at the end,
-as one big write would.
+one transaction of executemany batches on SQLite, and — in the same transaction, as one big
+write would — the survivor totals moved by what was loaded (counted as the rows stream past) and
+the data version bumped once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import math
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy.engine import make_url
 from api import create_app
 from api.caching import SURVIVORS, DataVersion
 from api.extensions import db
-from api.survivors.models import Survivor
+from api.survivors.models import ITEMS, POINTS, Survivor
 
 PASSWORD = "bench-walk-password-7731"
 GENDERS = ("female", "male", "non-binary", "unspecified")
@@ -53,6 +54,50 @@ COLUMNS = (
     "created_at",
     "updated_at",
 )
+
+
+INFECTED_AT = COLUMNS.index("infected")
+ITEMS_AT = tuple((item, COLUMNS.index(item)) for item in ITEMS)
+
+
+@dataclass
+class Tally:
+    """What a bulk load adds to the survivor totals (api/survivors/totals.py), counted on the way."""
+
+    survivors: int = 0
+    infected: int = 0
+    held: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ITEMS, 0))
+    points_lost: int = 0
+
+    def counted(self, rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        """The rows unchanged, each one added to the tally as it passes."""
+        held = self.held
+        for row in rows:
+            self.survivors += 1
+            if row[INFECTED_AT]:
+                self.infected += 1
+                self.points_lost += sum(POINTS[item] * row[at] for item, at in ITEMS_AT)
+            else:
+                for item, at in ITEMS_AT:
+                    held[item] += row[at]
+            yield row
+
+    def values(self) -> dict[str, int]:
+        return {
+            "survivors": self.survivors,
+            "infected": self.infected,
+            **self.held,
+            "points_lost": self.points_lost,
+        }
+
+
+TOTALS_FIELDS = ("survivors", "infected", *ITEMS, "points_lost")
+
+
+def totals_sql(placeholder: str) -> str:
+    """UPDATE survivor_totals adding a tally, in a driver's placeholder style ("%({})s", ":{}")."""
+    added = ", ".join(f"{name} = {name} + {placeholder.format(name)}" for name in TOTALS_FIELDS)
+    return f"UPDATE survivor_totals SET {added}"
 
 
 @dataclass
@@ -160,14 +205,20 @@ def bulk_survivors(app: Flask, count: int, owners: Sequence[uuid.UUID] = ()) -> 
     if count <= 0:
         return
     start = survivor_count(app)
+    tally = Tally()
+    rows = tally.counted(_rows(start, count, owners))
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "postgresql":
-            _copy_postgres(engine, _rows(start, count, owners))
+            _copy_postgres(engine, rows, tally)
+            # VACUUM too: it sets the visibility map that lets deep pages walk the index alone
+            # (autovacuum would, a while after a load this size). Not inside a transaction.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM (ANALYZE) survivors"))
         else:
-            _insert_sqlite(engine, _rows(start, count, owners))
-        with engine.begin() as connection:  # both databases allow ANALYZE in a transaction
-            connection.execute(text("ANALYZE survivors"))
+            _insert_sqlite(engine, rows, tally)
+            with engine.begin() as connection:
+                connection.execute(text("ANALYZE survivors"))
         db.session.remove()
 
 
@@ -178,7 +229,7 @@ def _bump() -> Any:
     return update(DataVersion).where(DataVersion.name == SURVIVORS).values(version=DataVersion.version + 1)
 
 
-def _copy_postgres(engine: Any, rows: Iterator[tuple[Any, ...]]) -> None:
+def _copy_postgres(engine: Any, rows: Iterator[tuple[Any, ...]], tally: Tally) -> None:
     raw = engine.raw_connection()
     try:
         connection = raw.driver_connection
@@ -186,13 +237,14 @@ def _copy_postgres(engine: Any, rows: Iterator[tuple[Any, ...]]) -> None:
             with cursor.copy(f"COPY survivors ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            cursor.execute(totals_sql("%({})s"), tally.values())
             cursor.execute(BUMP_SQL, {"name": SURVIVORS})
         connection.commit()
     finally:
         raw.close()
 
 
-def _insert_sqlite(engine: Any, rows: Iterator[tuple[Any, ...]]) -> None:
+def _insert_sqlite(engine: Any, rows: Iterator[tuple[Any, ...]], tally: Tally) -> None:
     table = Survivor.__table__
     with engine.begin() as connection:
         batch: list[dict[str, Any]] = []
@@ -203,6 +255,7 @@ def _insert_sqlite(engine: Any, rows: Iterator[tuple[Any, ...]]) -> None:
                 batch = []
         if batch:
             connection.execute(table.insert(), batch)
+        connection.execute(text(totals_sql(":{}")), tally.values())
         connection.execute(_bump())
 
 

@@ -87,6 +87,9 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The app reads in autocommit (api/database.py); a migration is one transaction.
+            connection.execution_options(isolation_level="READ COMMITTED")
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, g, has_request_context
 from flask_jwt_extended import JWTManager
 
 from api.problems import problem_response
@@ -15,7 +15,31 @@ from security.tokens import is_revoked, well_formed
 ISSUER = "resistance-api"
 AUDIENCE = "resistance-api-clients"
 
-jwt = JWTManager()
+
+class OncePerRequestJWTManager(JWTManager):
+    """Decodes a given token once per request: the rate limiter's key and authentication both
+    need its claims, and verifying a signature and parsing the claims is the costly part."""
+
+    def _decode_jwt_from_config(
+        self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
+    ) -> dict[str, Any]:
+        decode = super()._decode_jwt_from_config
+        if not has_request_context():
+            return decode(encoded_token, csrf_value, allow_expired)
+        memo = g.setdefault("_decoded_tokens", {})
+        key = (encoded_token, csrf_value, allow_expired)
+        if key not in memo:
+            try:
+                memo[key] = (decode(encoded_token, csrf_value, allow_expired), None)
+            except Exception as failure:  # the same token fails the same way the second time
+                memo[key] = (None, failure)
+        claims, refusal = memo[key]
+        if refusal is not None:
+            raise refusal
+        return dict(claims)
+
+
+jwt = OncePerRequestJWTManager()
 
 AccountLoader = Callable[[str, dict[str, Any]], Any]
 

@@ -4,6 +4,8 @@ route, and one stricter RATELIMIT_AUTH bucket per client IP shared by login, reg
 A Limiter is built per app (flask-limiter keeps its storage and limits on the instance), with a
 moving window in Redis when REDIS_URL is set, else in process memory (one worker: see config).
 Limits are checked before authentication, so a flood of bad tokens is limited per client IP too.
+In Redis, a limit costs one round trip per request: the script that takes an entry also reads
+the window the RateLimit-* headers show (OneTripRedisStorage).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, has_request_context, request
 from flask_jwt_extended import decode_token
 from flask_limiter import ApplicationLimit, Limiter, RequestLimit
+from limits.storage import RedisStorage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from security.permissions import view_marker
@@ -23,6 +27,42 @@ from security.permissions import view_marker
 F = TypeVar("F", bound=Callable[..., Any])
 API_PREFIX = "/api/v1/"
 REDIS_TIMEOUT_SECONDS = 1
+ONE_TRIP_SCHEME = "resistance+"
+
+
+class OneTripRedisStorage(RedisStorage):
+    """limits' Redis storage, with the moving window read in the same script that acquires.
+
+    flask-limiter takes an entry, then asks for the window of the same key to fill the headers:
+    two scripts, two round trips. Here the acquiring script returns the window as well, kept in
+    the request's `g` for that one read; any other read (or one outside a request) goes to Redis.
+    Registered under the scheme `resistance+redis://` (limits picks storages by scheme).
+    """
+
+    STORAGE_SCHEME = [ONE_TRIP_SCHEME + "redis", ONE_TRIP_SCHEME + "rediss"]
+    SCRIPT_ACQUIRE_AND_WINDOW = (Path(__file__).parent / "lua" / "acquire_and_window.lua").read_bytes()
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri.removeprefix(ONE_TRIP_SCHEME), **options)
+
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self.lua_acquire_and_window = self.get_connection().register_script(self.SCRIPT_ACQUIRE_AND_WINDOW)
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        timestamp = time.time()
+        result = self.lua_acquire_and_window([self.prefixed_key(key)], [timestamp, limit, expiry, amount])
+        window = (float(result[1]), int(result[2])) if len(result) == 3 else (timestamp, 0)
+        if has_request_context():
+            g.setdefault("_limit_windows", {})[key] = window
+        return bool(result[0])
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        if has_request_context():
+            window: tuple[float, int] | None = g.get("_limit_windows", {}).pop(key, None)
+            if window is not None:
+                return window
+        return super().get_moving_window(key, limit, expiry)
 
 
 def auth_rate_limited(function: F) -> F:
@@ -107,7 +147,7 @@ def init_app(app: Flask) -> Limiter:
         # default is the one application-wide bucket above, so that reading is switched off.
         default_limits_exempt_when=lambda: True,
         strategy="moving-window",
-        storage_uri=redis_url or "memory://",
+        storage_uri=ONE_TRIP_SCHEME + redis_url if redis_url else "memory://",
         storage_options=(
             {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
             if redis_url

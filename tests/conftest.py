@@ -118,6 +118,12 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
             else:
                 for table in TABLES:
                     connection.execute(text(f"DELETE FROM {table}"))
+            connection.execute(
+                text(
+                    "UPDATE survivor_totals SET survivors = 0, infected = 0, water = 0, food = 0, "
+                    "medication = 0, ammunition = 0, points_lost = 0"
+                )
+            )
             # Rows vanished without a write: move every cached representation out of reach.
             connection.execute(text("UPDATE data_versions SET version = version + 1"))
 
@@ -304,3 +310,31 @@ def assert_problem(response: Any, status: int, **fields: Any) -> dict[str, Any]:
 
 def random_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def named(cursor: str) -> str:
+    """The id of the item a Link cursor names."""
+    from api.schemas import decode_cursor
+
+    return str(decode_cursor(cursor).id)
+
+
+def cursors_of(links: dict[str, dict[str, str]]) -> dict[str, tuple[str, str]]:
+    """Take the cursors out of parsed links ({rel: query}): {rel: (parameter, id it names)}."""
+    found = {}
+    for rel, query in links.items():
+        for name in ("after", "before"):
+            if name in query:
+                found[rel] = (name, named(query.pop(name)))
+    return found
+
+
+def assert_totals_match(app: Flask) -> None:
+    """The survivor totals the writes keep equal a full recount of the survivor rows."""
+    from api.survivors import totals
+
+    with app.app_context():
+        kept = dict(zip(totals.FIELDS, totals.current(), strict=True))
+        counted = totals.recount(db.session)
+        db.session.remove()
+    assert kept == counted

@@ -31,7 +31,7 @@ SCENARIOS = (
     "login",
 )
 NUMERIC = ("requests_per_second", "p50_ms", "p99_ms", "ratio", "ratio_same_shape", "rss_mb_max", "rss_mb_sum")
-SCALE = ("report_infection", "report_resources", "list_first_page", "list_deep_page")
+SCALE = ("report_infection", "report_resources", "list_first_page", "list_deep_page", "list_deep_page_cursor")
 TIME_LIMIT = 60.0
 
 
@@ -87,3 +87,29 @@ def test_bench_quick_reports_every_scenario(tmp_path: Path):
     for name in SCENARIOS:
         assert f"| {name} |" in table
     assert "| server | scenario |" in result.stdout  # printed as well as written
+
+
+def test_bench_skip_load_runs_only_the_scale_run(tmp_path: Path):
+    if os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("the benchmark's test runs in the SQLite pass only")
+    command = [
+        *(sys.executable, "-m", "bench.run", "--quick", "--skip-load", "--database", "sqlite"),
+        *("--out", str(tmp_path)),
+    ]
+    result = run_to_exit(command, hermetic_environ(), timeout=TIME_LIMIT)
+    assert result.returncode == 0, result.stdout
+
+    [json_path] = tmp_path.glob("bench-*.json")
+    results = json.loads(json_path.read_text())
+    assert results["ceilings"] == {} and results["settings"]["skip_load"] is True
+    [run] = results["runs"]
+    assert run["scenarios"] == {}
+    scale = run["scale"]
+    for name in SCALE:
+        for kind in ("cold", "cached"):
+            assert _is_number(scale["measures"][name][kind]["p50_ms"]), (name, kind)
+    # The cursor measure is the page after page deep - 1, reached by its next link.
+    assert (
+        f"page={scale['deep_page']}&" in scale["deep_page_cursor"] and "after=" in scale["deep_page_cursor"]
+    )
+    assert "scale run only (--skip-load)" in result.stdout

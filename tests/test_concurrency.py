@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from api.accounts.models import Account
 from tests import races
-from tests.conftest import PASSWORD, unique_name
+from tests.conftest import PASSWORD, assert_totals_match, unique_name
 from tests.server import Call, GunicornServer, assert_no_server_errors, at_once, statuses
 
 pytestmark = pytest.mark.gunicorn
@@ -103,6 +103,28 @@ def test_report_same_target_twice_each_counts_once_per_reporter(live: GunicornSe
         survivor = client.get(f"/api/v1/survivors/{target_id}", headers=bearer(target_tokens)).json()
     assert survivor["infection_reports"] == 8
     assert survivor["infected"] is True
+    assert_totals_match(app)  # counted infected once, its items moved to points lost once
+
+
+def test_registrations_and_infections_at_once_keep_the_totals_exact(live: GunicornServer, app: Flask):
+    tokens = accounts_logged_in(live, app, 10)
+    survivors = create_survivors(live, tokens)
+    assert_totals_match(app)
+    # Three targets, each reported by three others, every report at the same instant.
+    calls: list[Call] = [
+        lambda c, target=target, reporter=reporter: c.post(
+            f"/api/v1/survivors/{target}/infection-reports", headers=bearer(reporter)
+        )
+        for target in survivors[:3]
+        for reporter in tokens[3:6]
+    ]
+    responses = at_once(live, calls)
+    assert_no_server_errors(responses)
+    assert statuses(responses) == {201: 9}
+    assert_totals_match(app)
+    with live.client() as client:
+        report = client.get("/api/v1/reports/infection", headers=bearer(tokens[0])).json()
+    assert (report["total"], report["infected"]) == (10, 3)
 
 
 def test_create_survivor_concurrently_for_one_account_creates_one(live: GunicornServer, app: Flask):

@@ -285,3 +285,76 @@ def test_database_outage_tells_an_outage_from_a_bad_query(message, sqlstate, out
 
     cause = type("DriverError", (Exception,), {"sqlstate": sqlstate})(message)
     assert database_outage(OperationalError("SELECT 1", {}, cause)) is outage
+
+
+# ---------------------------------------------------------------- connections and transactions
+
+
+def _postgresql_only(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL behaviour: runs in the PostgreSQL pass")
+
+
+def test_postgresql_reads_leave_no_transaction_and_writes_open_one(app, db_url):
+    from psycopg.pq import TransactionStatus
+    from sqlalchemy import select, text
+
+    from api.database import write_transaction
+
+    _postgresql_only(db_url)
+    with app.app_context():
+        assert db.session.scalar(select(1)) == 1
+        reading = db.session.connection().connection.dbapi_connection
+        # Autocommit: no BEGIN was sent before the read, so there is nothing to roll back after it.
+        assert reading.autocommit and reading.info.transaction_status == TransactionStatus.IDLE
+        with write_transaction() as session:
+            writing = session.connection().connection.dbapi_connection
+            assert session.scalar(text("SELECT current_setting('transaction_isolation')")) == "read committed"
+            assert writing.info.transaction_status == TransactionStatus.INTRANS
+        assert db.session.scalar(select(1)) == 1  # the next read is back in autocommit
+        assert db.session.connection().connection.dbapi_connection.autocommit
+        db.session.remove()
+
+
+def _backend_pid() -> int:
+    from sqlalchemy import text
+
+    pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+    db.session.remove()  # back to the pool, where it waits for the next request
+    return int(pid)
+
+
+def _terminate(app: Flask, pid: int) -> None:
+    from sqlalchemy import text
+
+    with app.app_context():
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.remove()
+
+
+@pytest.mark.parametrize("idle_for_the_ping", [True, False])
+def test_a_dead_pooled_connection_is_replaced_by_the_idle_ping(
+    make_app, app, db_url, make, monkeypatch, idle_for_the_ping
+):
+    """A connection killed while it sat in the pool (a database restart): pinged before use when
+    it has been idle long enough, and replaced unseen; used at once without a ping, that one
+    request is a 503 and the pool heals for the next."""
+    import api.database
+
+    _postgresql_only(db_url)
+    account = make.account()
+    served = make_app()
+    with served.app_context():
+        db.engine.dispose()
+        pid = _backend_pid()
+    _terminate(app, pid)
+    monkeypatch.setattr(api.database, "PING_AFTER_IDLE_SECONDS", 0.0 if idle_for_the_ping else 3600.0)
+    client = served.test_client()
+    first = client.get("/api/v1/auth/me", headers=account["headers"])
+    if idle_for_the_ping:
+        assert first.status_code == 200
+    else:
+        assert_problem(first, 503)
+    assert client.get("/api/v1/auth/me", headers=account["headers"]).status_code == 200
+    with served.app_context():
+        assert _backend_pid() != pid

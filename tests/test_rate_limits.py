@@ -144,3 +144,52 @@ def test_limit_holds_across_gunicorn_workers_with_redis(app, db_url, redis_url, 
                 )
     assert statuses.count(200) == 5
     assert statuses[5:] == [429, 429, 429]
+
+
+def test_redis_limit_counts_down_in_one_script_call_per_request(
+    make_app, redis_url, make: Factory, monkeypatch
+):
+    import redis
+
+    limited = make_app(REDIS_URL=redis_url, RATELIMIT_DEFAULT="4/minute")
+    account = make.account()
+    client = limited.test_client()
+    calls: list[str] = []
+    evalsha = redis.Redis.evalsha
+
+    def counted(self: Any, sha: str, *args: Any) -> Any:
+        calls.append(sha)
+        return evalsha(self, sha, *args)
+
+    monkeypatch.setattr(redis.Redis, "evalsha", counted)
+    seen = []
+    for expected_calls in range(1, 6):
+        response = client.get(ME, headers=account["headers"])
+        seen.append((response.status_code, response.headers["RateLimit-Remaining"]))
+        assert len(calls) == expected_calls  # taking the entry and reading the window: one trip
+        assert 0 < int(response.headers["RateLimit-Reset"]) <= 60
+    assert seen == [(200, "3"), (200, "2"), (200, "1"), (200, "0"), (429, "0")]
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+def test_one_trip_storage_reads_the_window_as_limits_does(app, redis_url):
+    from limits.storage import RedisStorage
+
+    from security.limiter import OneTripRedisStorage
+
+    ours = OneTripRedisStorage("resistance+" + redis_url, key_prefix="t")
+    stock = RedisStorage(redis_url, key_prefix="t")
+    with app.test_request_context():
+        assert ours.acquire_entry("k", 3, 60) is True
+        assert ours.acquire_entry("k", 3, 60) is True
+        remembered = ours.get_moving_window("k", 3, 60)  # the window the acquiring script read
+        start, count = stock.get_moving_window("k", 3, 60)
+        assert remembered == (start, count) and count == 2
+        assert ours.get_moving_window("k", 3, 60) == (start, 2)  # read once; then from Redis
+        assert ours.acquire_entry("k", 1, 60, amount=2) is False  # more than the limit: never
+        assert ours.acquire_entry("empty", 1, 60, amount=2) is False
+        empty_start, empty_count = ours.get_moving_window("empty", 1, 60)
+        assert empty_count == 0 and empty_start > start
+    assert ours.acquire_entry("k", 3, 60) is True  # outside a request: nothing remembered
+    assert ours.get_moving_window("k", 3, 60) == stock.get_moving_window("k", 3, 60)[:1] + (3,)
+    assert ours.acquire_entry("k", 3, 60) is False

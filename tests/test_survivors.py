@@ -9,8 +9,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from api.pagination import Window
 from api.problems import ProblemError
-from tests.conftest import assert_problem, random_uuid
+from tests.conftest import assert_problem, cursors_of, named, random_uuid
 
 URL = "/api/v1/survivors"
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -477,33 +478,39 @@ def test_list_survivors_page_past_the_end_is_empty(client, make, observer):
 
 
 def test_list_survivors_link_header_names_next_and_prev(client, make, observer):
-    for index in range(5):
-        make.survivor(name=f"S{index}")
+    ids = [make.survivor(name=f"S{index}")["id"] for index in range(5)]
     headers = observer["headers"]
     first = parse_links(client.get(f"{URL}?page_size=2", headers=headers).headers.get("Link"))
     middle = parse_links(client.get(f"{URL}?page=2&page_size=2", headers=headers).headers.get("Link"))
     last = parse_links(client.get(f"{URL}?page=3&page_size=2", headers=headers).headers.get("Link"))
-    assert {rel: query_of(url) for rel, url in first.items()} == {"next": {"page": "2", "page_size": "2"}}
-    assert {rel: query_of(url) for rel, url in middle.items()} == {
-        "prev": {"page": "1", "page_size": "2"},
-        "next": {"page": "3", "page_size": "2"},
-    }
-    assert {rel: query_of(url) for rel, url in last.items()} == {"prev": {"page": "2", "page_size": "2"}}
+    queries = [{rel: query_of(url) for rel, url in links.items()} for links in (first, middle, last)]
+    # next carries the cursor of the page's last item, prev that of its first (none to page 1).
+    assert [cursors_of(links) for links in queries] == [
+        {"next": ("after", ids[1])},
+        {"next": ("after", ids[3])},
+        {"prev": ("before", ids[4])},
+    ]
+    assert queries == [
+        {"next": {"page": "2", "page_size": "2"}},
+        {"prev": {"page": "1", "page_size": "2"}, "next": {"page": "3", "page_size": "2"}},
+        {"prev": {"page": "2", "page_size": "2"}},
+    ]
     assert all(
         url.startswith("http://localhost/api/v1/survivors?") for url in (*first.values(), *middle.values())
     )
     # Following the links walks the pages in order.
     following = client.get(first["next"].removeprefix("http://localhost"), headers=headers).get_json()
-    assert following["page"] == 2 and len(following["items"]) == 2
+    assert following["page"] == 2 and [item["id"] for item in following["items"]] == ids[2:4]
 
 
 def test_list_survivors_link_header_keeps_the_filter(client, make, observer):
-    for index in range(3):
-        make.survivor(name=f"S{index}")
+    ids = [make.survivor(name=f"S{index}")["id"] for index in range(3)]
     response = client.get(f"{URL}?infected=false&page_size=1", headers=observer["headers"])
     links = parse_links(response.headers["Link"])
     assert links["next"].startswith("http://localhost/api/v1/survivors?")
-    assert query_of(links["next"]) == {"infected": "false", "page": "2", "page_size": "1"}
+    query = query_of(links["next"])
+    assert named(query.pop("after")) == ids[0]
+    assert query == {"infected": "false", "page": "2", "page_size": "1"}
 
 
 def test_list_survivors_filters_on_infected(client, make, observer):
@@ -837,4 +844,4 @@ def test_create_survivor_second_profile_is_refused_by_the_database(app, make):
         with pytest.raises(ProblemError) as raised:
             services.create_survivor(actor, data)
         assert raised.value.status == 409
-        assert services.list_survivors(1, 10)[1] == 1
+        assert services.list_survivors(Window(1, 10))[1] == 1

@@ -460,3 +460,33 @@ def test_revoked_entry_keeps_the_tokens_expiry(app):
         db.session.commit()
         stored = db.session.scalar(select(RevokedToken.expires_at).where(RevokedToken.jti == "timed"))
     assert stored == datetime.fromtimestamp(exp, UTC)
+
+
+def test_a_request_verifies_its_token_once(app: Flask, client, make, monkeypatch):
+    """The rate limiter's key and authentication share one verification of the token."""
+    import flask_jwt_extended.jwt_manager as manager
+    from flask_jwt_extended import decode_token
+
+    verified: list[str] = []
+    real = manager._decode_jwt
+
+    def counted(**kwargs: Any) -> Any:
+        verified.append(kwargs["encoded_token"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(manager, "_decode_jwt", counted)
+    account = make.account()
+    token = account["headers"]["Authorization"].removeprefix("Bearer ")
+    verified.clear()
+    assert client.get(ME, headers=account["headers"]).status_code == 200
+    assert verified == [token]
+
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    verified.clear()
+    assert_problem(client.get(ME, headers={"Authorization": f"Bearer {forged}"}), 401)
+    assert verified == [forged]  # refused once, and the refusal remembered for the second look
+
+    verified.clear()
+    with app.app_context():  # outside a request nothing is remembered: each call verifies
+        assert decode_token(token)["sub"] == decode_token(token)["sub"]
+    assert verified == [token, token]

@@ -37,7 +37,7 @@ from sqlalchemy import select
 from api.extensions import db
 from api.survivors.models import ITEMS, POINTS, Survivor
 from api.trades.models import Trade, TradeEvent
-from tests.conftest import Factory
+from tests.conftest import Factory, assert_totals_match
 
 THRESHOLD = 3  # INFECTION_THRESHOLD's default, which the test app uses
 SETTINGS = settings(
@@ -404,6 +404,7 @@ class TradeMachine(RuleBasedStateMachine):
                 )
             )
             db.session.remove()
+        assert_totals_match(self.app)  # the counters the writes keep equal a recount, every step
 
         stored = [dict(zip(ITEMS, rows[survivor["id"]][1:], strict=True)) for survivor in self.survivors]
         totals = {item: sum(items[item] for items in stored) for item in ITEMS}

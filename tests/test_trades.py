@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from api.extensions import db
 from api.trades.models import TradeEvent
-from tests.conftest import Factory, assert_problem, random_uuid
+from tests.conftest import Factory, assert_problem, cursors_of, random_uuid
 
 URL = "/api/v1/trades"
 SURVIVORS = "/api/v1/survivors"
@@ -718,6 +718,11 @@ def test_list_trades_pages_in_a_stable_order_with_links(client, make):
         seen += [item["id"] for item in body["items"]]
         links.append(parse_links(response.headers.get("Link")))
     assert seen == created
+    assert [cursors_of(page_links) for page_links in links] == [
+        {"next": ("after", created[1])},
+        {"next": ("after", created[3])},
+        {"prev": ("before", created[4])},
+    ]
     assert links == [
         {"next": {"page": "2", "page_size": "2"}},
         {"prev": {"page": "1", "page_size": "2"}, "next": {"page": "3", "page_size": "2"}},
@@ -732,9 +737,9 @@ def test_list_trades_link_header_keeps_the_status_filter(client, make):
     for _ in range(3):
         make.trade(proposer, partner)
     response = client.get(f"{URL}?status=pending&page_size=2", headers=proposer["owner"]["headers"])
-    assert parse_links(response.headers.get("Link")) == {
-        "next": {"status": "pending", "page": "2", "page_size": "2"}
-    }
+    links = parse_links(response.headers.get("Link"))
+    assert list(cursors_of(links)) == ["next"]
+    assert links == {"next": {"status": "pending", "page": "2", "page_size": "2"}}
 
 
 def test_list_trades_without_token_is_401(client):

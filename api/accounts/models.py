@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import Boolean, Enum, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,3 +37,15 @@ class Account(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-define
     # Bumped on disable: tokens carry the generation they were issued under, so every token
     # issued before a disable stays dead even after the account is enabled again.
     token_generation: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The authenticated account as a request acts with it: read in one light query per request
+    (no ORM object to build, nothing to expire or refresh after a commit), never written through.
+    Has the attribute names of Account that services read from an actor."""
+
+    id: uuid.UUID
+    username: str
+    role: Role
+    token_generation: int

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_jwt_extended import current_user
-from flask_smorest import Blueprint
 
 from api.accounts import services
 from api.accounts.schemas import (
@@ -17,6 +16,7 @@ from api.accounts.schemas import (
     AccountSchema,
     AccountUpdateSchema,
 )
+from api.openapi import Blueprint
 from api.pagination import paginated
 from security.permissions import role_required
 

@@ -9,7 +9,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.accounts.models import Role
-from api.schemas import BaseSchema, PageQuerySchema, UTCDateTimeField, page_schema, uuid_field
+from api.schemas import BaseSchema, CursorPageQuerySchema, UTCDateTimeField, page_schema, uuid_field
 from security.passwords import MAX_LENGTH, MIN_LENGTH
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,32}$"
@@ -97,4 +97,4 @@ class RegisteredSchema(BaseSchema):
 
 
 AccountPageSchema = page_schema(AccountSchema, "AccountPage")
-AccountQuerySchema = PageQuerySchema
+AccountQuerySchema = CursorPageQuerySchema

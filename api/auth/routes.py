@@ -8,13 +8,13 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
-from flask_smorest import Blueprint
 
 from api.accounts.models import Role
 from api.accounts.schemas import RegisteredSchema, RegisterSchema
 from api.accounts.services import create_account
 from api.auth import services
 from api.auth.schemas import LoginSchema, LogoutSchema, MeSchema, TokenPairSchema
+from api.openapi import Blueprint
 from api.survivors.services import survivor_id_of
 from security.limiter import auth_rate_limited
 from security.permissions import public, refresh_token_required

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_jwt_extended import current_user
-from flask_smorest import Blueprint
 
 from api.infections import services
 from api.infections.schemas import InfectionReportInSchema, InfectionReportSchema
+from api.openapi import Blueprint
 
 blp = Blueprint("infections", __name__, url_prefix="/api/v1/survivors", description="Infection reports.")
 

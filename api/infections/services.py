@@ -15,9 +15,11 @@ from api.database import insert_ignore, utcnow, write_transaction
 from api.infections.models import InfectionReport
 from api.metrics import INFECTIONS
 from api.problems import ProblemError
-from api.survivors.models import Survivor
+from api.survivors import totals
+from api.survivors.models import ITEMS, Survivor
 
 audit = logging.getLogger("resistance.audit")
+HELD = [getattr(Survivor, item) for item in ITEMS]
 
 
 def _reporter(actor: Account, session: Any, reporter_id: uuid.UUID | None) -> Survivor:
@@ -66,24 +68,30 @@ def report(actor: Account, reported_id: uuid.UUID, body: dict[str, Any]) -> tupl
                 "created_at": utcnow(),
             },
         )
+        newly_infected = False
         if counted:
-            count, infected = session.execute(
+            count, infected, *held = session.execute(
                 update(Survivor)
                 .where(Survivor.id == reported_id)
                 .values(
                     infection_reports=Survivor.infection_reports + 1,
-                    infected=Survivor.infected | (Survivor.infection_reports + 1 >= threshold),
                     version=Survivor.version + 1,
                     updated_at=utcnow(),
                 )
-                .returning(Survivor.infection_reports, Survivor.infected)
+                .returning(Survivor.infection_reports, Survivor.infected, *HELD)
             ).one()
+            # The row stays locked until the commit: this transaction alone sees it cross the
+            # threshold, and the items it holds now are the ones the totals move to points lost.
+            if not infected and count >= threshold:
+                session.execute(update(Survivor).where(Survivor.id == reported_id).values(infected=True))
+                totals.infected(session, dict(zip(ITEMS, held, strict=True)))
+                infected = newly_infected = True
             bump(session)
         else:
             count, infected = session.execute(
                 select(Survivor.infection_reports, Survivor.infected).where(Survivor.id == reported_id)
             ).one()
-    if counted and count == threshold:
+    if newly_infected:
         audit.info("survivor infected", extra={"event": "survivor.infected", "survivor_id": str(reported_id)})
         INFECTIONS.inc()
     result = {

@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from api.extensions import db
+from api.openapi import Blueprint
 from api.ops.schemas import HealthSchema, NotReadyProblemSchema, ReadySchema
 from api.problems import PROBLEM_MIME, problem_response
 from api.redis_store import redis_client

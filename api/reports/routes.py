@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.caching import url_etag, versioned, with_etag
+from api.openapi import Blueprint
 from api.pagination import paginated
 from api.reports import services
 from api.reports.schemas import InfectionReportSummarySchema, ResourcesReportSchema
 from api.robots.schemas import RobotsReportSchema
 from api.robots.services import ROBOTS
-from api.schemas import PageQuerySchema
+from api.schemas import CursorPageQuerySchema
 from api.survivors.schemas import SurvivorPageSchema
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Reports.")
@@ -35,7 +35,7 @@ class InfectionReport(MethodView):
 
 @blp.route("/infected-survivors")
 class InfectedSurvivors(MethodView):
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(CursorPageQuerySchema, location="query")
     @versioned
     @blp.response(200, SurvivorPageSchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)
@@ -50,7 +50,7 @@ class InfectedSurvivors(MethodView):
 
 @blp.route("/non-infected-survivors")
 class NonInfectedSurvivors(MethodView):
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(CursorPageQuerySchema, location="query")
     @versioned
     @blp.response(200, SurvivorPageSchema)
     @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current.", success=True)

@@ -1,14 +1,13 @@
-"""Reports as SQL aggregates: one query each, never a row loaded into Python."""
+"""Reports from the survivor totals every write keeps: one primary-key read, never a row scan."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, func, select
-
-from api.extensions import db
+from api.pagination import Window
 from api.robots.services import robots_summary
-from api.survivors.models import ITEMS, POINTS, Survivor
+from api.survivors import totals
+from api.survivors.models import ITEMS, Survivor
 from api.survivors.services import list_survivors
 
 
@@ -18,10 +17,8 @@ def _percent(part: int, whole: int) -> float:
 
 def infection_summary() -> dict[str, Any]:
     """How many survivors are infected, as counts and percentages (0.0 when there are none)."""
-    total, infected = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(case((Survivor.infected, 1), else_=0)), 0))
-    ).one()
-    total, infected = int(total), int(infected)
+    now = totals.current()
+    total, infected = int(now.survivors), int(now.infected)
     return {
         "total": total,
         "infected": infected,
@@ -33,29 +30,24 @@ def infection_summary() -> dict[str, Any]:
 
 def resources() -> dict[str, Any]:
     """Average items per non-infected survivor, and the points held by infected survivors."""
-    healthy = ~Survivor.infected
-    averages = [func.avg(case((healthy, getattr(Survivor, item)), else_=None)) for item in ITEMS]
-    # 64-bit arithmetic throughout: on PostgreSQL a sum of int4 products overflows past 2**31.
-    points = sum(POINTS[item] * cast(getattr(Survivor, item), BigInteger) for item in ITEMS)
-    lost = func.coalesce(func.sum(case((Survivor.infected, points), else_=0)), 0)
-    row = db.session.execute(select(*averages, cast(lost, BigInteger))).one()
+    now = totals.current()
+    healthy = int(now.survivors) - int(now.infected)
     return {
         "average_per_survivor": {
-            item: round(float(value), 2) if value is not None else 0.0
-            for item, value in zip(ITEMS, row[:-1], strict=True)
+            item: round(int(getattr(now, item)) / healthy, 2) if healthy else 0.0 for item in ITEMS
         },
-        "points_lost": int(row[-1]),
+        "points_lost": int(now.points_lost),
     }
 
 
-def infected_page(page: int, page_size: int) -> tuple[list[Survivor], int]:
+def infected_page(window: Window) -> tuple[list[Survivor], int]:
     """One page of infected survivors."""
-    return list_survivors(page, page_size, infected=True)
+    return list_survivors(window, infected=True)
 
 
-def non_infected_page(page: int, page_size: int) -> tuple[list[Survivor], int]:
+def non_infected_page(window: Window) -> tuple[list[Survivor], int]:
     """One page of non-infected survivors."""
-    return list_survivors(page, page_size, infected=False)
+    return list_survivors(window, infected=False)
 
 
 def robots() -> tuple[int, dict[str, Any]]:

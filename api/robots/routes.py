@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.caching import url_etag, with_etag
+from api.openapi import Blueprint
 from api.robots import services
 from api.robots.schemas import RobotPageSchema, RobotQuerySchema, RobotRefreshSchema
 from api.schemas import link_header

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.database import Timestamps, UUIDPrimaryKey
@@ -69,3 +69,30 @@ class Survivor(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-defin
             **counts,
             "points": points_of(counts),
         }
+
+
+TOTALS_ROW = 1
+
+
+class SurvivorTotals(db.Model):  # type: ignore[name-defined,misc]
+    """Running totals over every survivor, kept in the same transaction as each change.
+
+    One row (id 1). Lists and reports read their totals here instead of counting a million rows:
+    a registration adds one survivor and its items to the healthy sums; an infection moves the
+    survivor's items out of them into points_lost. Trades need nothing: they only move items
+    between two healthy survivors, so every sum is conserved. Survivors are never deleted.
+    """
+
+    __tablename__ = "survivor_totals"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_survivor_totals_one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    survivors: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    infected: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Items held by non-infected survivors.
+    water: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    food: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    medication: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    ammunition: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Points held by infected survivors (their inventories are frozen from the moment of infection).
+    points_lost: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -8,10 +8,9 @@ from typing import Any
 from flask import url_for
 from flask.views import MethodView
 from flask_jwt_extended import current_user
-from flask_smorest import Blueprint
 
 from api.caching import if_match_allows, versioned, with_etag
-from api.openapi import created_links
+from api.openapi import Blueprint, created_links
 from api.pagination import paginated
 from api.survivors import services
 from api.survivors.schemas import (

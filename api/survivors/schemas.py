@@ -11,7 +11,7 @@ from marshmallow import validate
 from api.schemas import (
     BaseSchema,
     CleanText,
-    PageQuerySchema,
+    CursorPageQuerySchema,
     UTCDateTimeField,
     bounded_int,
     page_schema,
@@ -101,7 +101,7 @@ class InventorySchema(BaseSchema):
     points = ma.fields.Integer(metadata={"format": "int64", "minimum": 0})
 
 
-class SurvivorQuerySchema(PageQuerySchema):
+class SurvivorQuerySchema(CursorPageQuerySchema):
     """?infected=true|false plus paging."""
 
     infected = ma.fields.Boolean(truthy={"true"}, falsy={"false"})

@@ -13,8 +13,9 @@ from api.accounts.models import Account, Role
 from api.caching import bump
 from api.database import write_transaction
 from api.extensions import db
-from api.pagination import page_of
+from api.pagination import Window, page_of
 from api.problems import ProblemError
+from api.survivors import totals
 from api.survivors.models import ITEMS, Survivor
 
 
@@ -46,6 +47,7 @@ def create_survivor(actor: Account, data: dict[str, Any]) -> Survivor:
         with write_transaction() as session:
             session.add(survivor)
             session.flush()
+            totals.registered(session, {item: getattr(survivor, item) for item in ITEMS})
             bump(session)  # the version row is always locked last: no lock-order cycles
     except IntegrityError:
         # account_id is unique: the database decides the race between two first profiles.
@@ -53,10 +55,11 @@ def create_survivor(actor: Account, data: dict[str, Any]) -> Survivor:
     return survivor
 
 
-def list_survivors(page: int, page_size: int, infected: bool | None = None) -> tuple[list[Survivor], int]:
-    """One page in registration order, optionally filtered on infection, and the total."""
+def list_survivors(window: Window, infected: bool | None = None) -> tuple[list[Survivor], int]:
+    """One page in registration order, optionally filtered on infection, and the total (from the
+    survivor totals: nothing is counted)."""
     where = [] if infected is None else [Survivor.infected.is_(infected)]
-    return page_of(Survivor, where, page, page_size)
+    return page_of(Survivor, where, window, size=totals.size_of(infected))
 
 
 def get_survivor(survivor_id: uuid.UUID) -> Survivor:

@@ -8,9 +8,8 @@ from typing import Any
 from flask import url_for
 from flask.views import MethodView
 from flask_jwt_extended import current_user
-from flask_smorest import Blueprint
 
-from api.openapi import created_links
+from api.openapi import Blueprint, created_links
 from api.pagination import paginated
 from api.trades import services
 from api.trades.models import Status

@@ -7,7 +7,14 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas import BaseSchema, PageQuerySchema, UTCDateTimeField, bounded_int, page_schema, uuid_field
+from api.schemas import (
+    BaseSchema,
+    CursorPageQuerySchema,
+    UTCDateTimeField,
+    bounded_int,
+    page_schema,
+    uuid_field,
+)
 from api.survivors.models import ITEMS
 from api.trades.models import MAX_QUANTITY, Status
 
@@ -50,7 +57,7 @@ class TradeSchema(BaseSchema):
     updated_at = UTCDateTimeField()
 
 
-class TradeQuerySchema(PageQuerySchema):
+class TradeQuerySchema(CursorPageQuerySchema):
     """?status= plus paging."""
 
     status = ma.fields.String(validate=validate.OneOf(STATUSES), metadata={"enum": STATUSES})

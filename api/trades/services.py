@@ -23,7 +23,7 @@ from api.caching import bump
 from api.database import utcnow, write_transaction
 from api.extensions import db
 from api.metrics import TRADES
-from api.pagination import page_of
+from api.pagination import Window, page_of
 from api.problems import ProblemError
 from api.survivors.models import ITEMS, Survivor, points_of
 from api.survivors.services import survivor_id_of
@@ -131,9 +131,7 @@ def get_trade(actor: Account, trade_id: uuid.UUID) -> Trade:
     return _visible(actor, _own_survivor(actor), db.session.get(Trade, trade_id))
 
 
-def list_trades(
-    page: int, page_size: int, actor: Account, status: str | None = None
-) -> tuple[list[Trade], int]:
+def list_trades(window: Window, actor: Account, status: str | None = None) -> tuple[list[Trade], int]:
     """One page of the trades the actor's survivor is party to (admins: all), oldest first."""
     where = [] if status is None else [Trade.status == Status(status)]
     if actor.role != Role.ADMIN:
@@ -141,7 +139,7 @@ def list_trades(
         if own is None:
             return [], 0
         where.append(or_(Trade.proposer_id == own, Trade.partner_id == own))
-    return page_of(Trade, where, page, page_size)
+    return page_of(Trade, where, window)
 
 
 def _exchange(

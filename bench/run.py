@@ -50,6 +50,7 @@ import httpx
 
 from bench import load, seed
 from bench.report import markdown
+from tests.conftest import postgres_problem
 from tests.server import GunicornServer, ServerError, hermetic_environ, log_problems, server_environ
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,20 +170,6 @@ def flush_redis(url: str) -> None:
         client.flushdb()
     finally:
         client.close()
-
-
-def postgres_problem(url: str) -> str | None:
-    """Why PostgreSQL at `url` cannot be used, or None."""
-    from sqlalchemy import create_engine, text
-
-    try:
-        engine = create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as error:  # reported, then skipped or fatal by the caller
-        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,14 +34,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
 
 
-def _postgres_reachable(url: str) -> str | None:
+def postgres_problem(url: str) -> str | None:
+    """Why PostgreSQL at `url` cannot be used, or None (the test passes and the benchmark ask)."""
     try:
         engine = create_engine(url, connect_args={"connect_timeout": 3})
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         engine.dispose()
-    except Exception as exc:  # report, not raise: the caller decides skip or fail
-        return type(exc).__name__
+    except Exception as error:  # report, not raise: the caller decides skip or fail
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return None
 
 
@@ -58,7 +59,7 @@ def reset_postgres(url: str) -> None:
 def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = database_url(tmp_path_factory)
     if url.startswith("postgresql"):
-        problem = _postgres_reachable(url)
+        problem = postgres_problem(url)
         if problem:
             message = f"PostgreSQL at {url} is not reachable ({problem})"
             if os.environ.get("REQUIRE_SERVICES") == "1":

@@ -101,7 +101,7 @@ def list_accounts(window: Window) -> tuple[list[Account], int]:
     return page_of(Account, [], window)
 
 
-def update_account(actor: Account, account_id: uuid.UUID, changes: dict[str, Any]) -> Account:
+def update_account(actor: Actor, account_id: uuid.UUID, changes: dict[str, Any]) -> Account:
     """Change role and/or disabled; disabling kills every token issued so far."""
     with write_transaction() as session:
         account = session.get(Account, account_id, with_for_update=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app
 
-from api.accounts.models import Account
+from api.accounts.models import Actor
 from api.accounts.services import authenticate
 from api.database import write_transaction
 from api.problems import ProblemError
@@ -33,7 +33,7 @@ def login(username: str, password: str) -> dict[str, Any]:
     return issue_pair(account)
 
 
-def rotate(account: Account, claims: dict[str, Any]) -> dict[str, Any]:
+def rotate(account: Actor, claims: dict[str, Any]) -> dict[str, Any]:
     """Trade a refresh token for a new pair; the used one dies, and only one caller may use it."""
     with write_transaction():
         first_use = revoke(claims["jti"], claims["exp"])
@@ -44,7 +44,7 @@ def rotate(account: Account, claims: dict[str, Any]) -> dict[str, Any]:
     return issue_pair(account)
 
 
-def logout(account: Account, claims: dict[str, Any], refresh_token: str | None) -> None:
+def logout(account: Actor, claims: dict[str, Any], refresh_token: str | None) -> None:
     """Revoke the access token used and, when given, the account's refresh token."""
     refresh_claims = None
     if refresh_token is not None:

@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from api.accounts.models import Account, Role
+from api.accounts.models import Actor, Role
 from api.caching import bump
 from api.database import insert_ignore, utcnow, write_transaction
 from api.infections.models import InfectionReport
@@ -22,7 +22,7 @@ audit = logging.getLogger("resistance.audit")
 HELD = [getattr(Survivor, item) for item in ITEMS]
 
 
-def _reporter(actor: Account, session: Any, reporter_id: uuid.UUID | None) -> Survivor:
+def _reporter(actor: Actor, session: Any, reporter_id: uuid.UUID | None) -> Survivor:
     if actor.role == Role.SURVIVOR:
         reporter = session.scalar(select(Survivor).where(Survivor.account_id == actor.id))
         if reporter is None:
@@ -40,7 +40,7 @@ def _reporter(actor: Account, session: Any, reporter_id: uuid.UUID | None) -> Su
     return reporter
 
 
-def report(actor: Account, reported_id: uuid.UUID, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def report(actor: Actor, reported_id: uuid.UUID, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Record actor's report on a survivor; returns (result, counted) — counted is False for a repeat."""
     if actor.role not in (Role.SURVIVOR, Role.ADMIN):
         raise ProblemError(403, "Observers cannot report infections.")

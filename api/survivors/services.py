@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.accounts.models import Account, Role
+from api.accounts.models import Actor, Role
 from api.caching import bump
 from api.database import write_transaction
 from api.extensions import db
@@ -24,12 +24,12 @@ def survivor_id_of(account_id: uuid.UUID) -> uuid.UUID | None:
     return db.session.scalar(select(Survivor.id).where(Survivor.account_id == account_id))
 
 
-def profile_of(account: Account) -> Survivor | None:
+def profile_of(account: Actor) -> Survivor | None:
     """The account's own survivor profile, if it has one."""
     return db.session.scalar(select(Survivor).where(Survivor.account_id == account.id))
 
 
-def create_survivor(actor: Account, data: dict[str, Any]) -> Survivor:
+def create_survivor(actor: Actor, data: dict[str, Any]) -> Survivor:
     """A survivor account registers itself once; an admin registers unlinked profiles."""
     if actor.role not in (Role.SURVIVOR, Role.ADMIN):
         raise ProblemError(403, "Observers cannot register survivors.")
@@ -70,7 +70,7 @@ def get_survivor(survivor_id: uuid.UUID) -> Survivor:
     return survivor
 
 
-def _require_owner_or_admin(actor: Account, survivor: Survivor) -> None:
+def _require_owner_or_admin(actor: Actor, survivor: Survivor) -> None:
     # An observer is read-only even when still linked to a profile (a survivor demoted by an admin).
     owner = actor.role == Role.SURVIVOR and survivor.account_id == actor.id
     if actor.role != Role.ADMIN and not owner:
@@ -78,7 +78,7 @@ def _require_owner_or_admin(actor: Account, survivor: Survivor) -> None:
 
 
 def move(
-    actor: Account,
+    actor: Actor,
     survivor_id: uuid.UUID,
     location: dict[str, float],
     precondition: Callable[[str], bool],
@@ -99,7 +99,7 @@ def move(
     return survivor
 
 
-def inventory_of(actor: Account, survivor_id: uuid.UUID) -> dict[str, Any]:
+def inventory_of(actor: Actor, survivor_id: uuid.UUID) -> dict[str, Any]:
     """The survivor's items; an infected survivor's inventory is locked to everyone but admins."""
     survivor = get_survivor(survivor_id)
     if survivor.infected and actor.role != Role.ADMIN:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from api.accounts.models import Account, Role
+from api.accounts.models import Actor, Role
 from api.caching import bump
 from api.database import utcnow, write_transaction
 from api.extensions import db
@@ -40,7 +40,7 @@ ACTIONS = {
 ROLE_NAMES = {"partner_id": "partner", "proposer_id": "proposer"}
 
 
-def _record(session: Session, trade: Trade, actor: Account, event: str) -> None:
+def _record(session: Session, trade: Trade, actor: Actor, event: str) -> None:
     """Write the audit row in the same transaction as the change it records."""
     session.add(
         TradeEvent(
@@ -55,7 +55,7 @@ def _record(session: Session, trade: Trade, actor: Account, event: str) -> None:
     )
 
 
-def _audit(trade_id: uuid.UUID, actor: Account, event: str) -> None:
+def _audit(trade_id: uuid.UUID, actor: Actor, event: str) -> None:
     """The audit log line and the trades_total count, once the change is committed."""
     audit.info(
         f"trade {event}",
@@ -73,7 +73,7 @@ def _fairness_errors(offer: Mapping[str, int], request: Mapping[str, int]) -> di
     }
 
 
-def propose(actor: Account, data: dict[str, Any]) -> Trade:
+def propose(actor: Actor, data: dict[str, Any]) -> Trade:
     """Record a pending trade from the actor's survivor to a partner, after every proposal rule."""
     if actor.role != Role.SURVIVOR:
         raise ProblemError(403, "Only survivor accounts propose trades.")
@@ -111,12 +111,12 @@ def propose(actor: Account, data: dict[str, Any]) -> Trade:
     return trade
 
 
-def _own_survivor(actor: Account) -> uuid.UUID | None:
+def _own_survivor(actor: Actor) -> uuid.UUID | None:
     """The actor's survivor id, looked up once per action (an admin acts as no party)."""
     return None if actor.role == Role.ADMIN else survivor_id_of(actor.id)
 
 
-def _visible(actor: Account, own: uuid.UUID | None, trade: Trade | None) -> Trade:
+def _visible(actor: Actor, own: uuid.UUID | None, trade: Trade | None) -> Trade:
     """The trade if the actor is a party (`own` is its survivor id) or an admin; anyone else is
     told it does not exist."""
     if trade is not None and (
@@ -126,12 +126,12 @@ def _visible(actor: Account, own: uuid.UUID | None, trade: Trade | None) -> Trad
     raise ProblemError(404, "No such trade.")
 
 
-def get_trade(actor: Account, trade_id: uuid.UUID) -> Trade:
+def get_trade(actor: Actor, trade_id: uuid.UUID) -> Trade:
     """A trade its parties and admins may read; 404 for anyone else."""
     return _visible(actor, _own_survivor(actor), db.session.get(Trade, trade_id))
 
 
-def list_trades(window: Window, actor: Account, status: str | None = None) -> tuple[list[Trade], int]:
+def list_trades(window: Window, actor: Actor, status: str | None = None) -> tuple[list[Trade], int]:
     """One page of the trades the actor's survivor is party to (admins: all), oldest first."""
     where = [] if status is None else [Trade.status == Status(status)]
     if actor.role != Role.ADMIN:
@@ -191,7 +191,7 @@ def _complete(session: Session, trade: Trade) -> None:
     bump(session)  # the resources report changed; the version row is always locked last
 
 
-def settle(actor: Account, trade_id: uuid.UUID, outcome: Status) -> Trade:
+def settle(actor: Actor, trade_id: uuid.UUID, outcome: Status) -> Trade:
     """Accept, reject or cancel a pending trade, as its party in the right role or as an admin."""
     with write_transaction() as session:
         own = _own_survivor(actor)

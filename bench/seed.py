@@ -233,13 +233,14 @@ def _copy_postgres(engine: Any, rows: Iterator[tuple[Any, ...]], tally: Tally) -
     raw = engine.raw_connection()
     try:
         connection = raw.driver_connection
-        with connection.cursor() as cursor:
+        # One transaction, explicitly: the app's engine reads in autocommit (api/database.py), and
+        # the rows, their totals and the version bump must land together or not at all.
+        with connection.transaction(), connection.cursor() as cursor:
             with cursor.copy(f"COPY survivors ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(totals_sql("%({})s"), tally.values())
             cursor.execute(BUMP_SQL, {"name": SURVIVORS})
-        connection.commit()
     finally:
         raw.close()
 

@@ -93,11 +93,16 @@ def with_etag(etag: str, body: Any, headers: dict[str, str] | None = None) -> An
     return body, {**(headers or {}), "ETag": etag, "Cache-Control": CACHE_CONTROL}
 
 
-def url_etag(name: str, version: int, *parts: str) -> str:
-    """A strong ETag from a data set's version, the request URL and whatever else shapes the body."""
+def _url_digest() -> str:
+    """The request URL (path and query) hashed short: part of ETags and of cached bodies' keys."""
     url = request.path + "?" + request.query_string.decode("latin-1")
-    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return '"' + ".".join([name, str(version), *parts, digest]) + '"'
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def url_etag(name: str, version: int, *parts: str, digest: str | None = None) -> str:
+    """A strong ETag from a data set's version, the request URL (its `digest`, if already made)
+    and whatever else shapes the body."""
+    return '"' + ".".join([name, str(version), *parts, digest or _url_digest()]) + '"'
 
 
 def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -111,9 +116,8 @@ def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         version = current_version()
-        url = request.path + "?" + request.query_string.decode("latin-1")
-        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-        etag = f'"{SURVIVORS}.{version}.{digest}"'
+        digest = _url_digest()
+        etag = url_etag(SURVIVORS, version, digest=digest)
         not_modified = _not_modified(etag)
         if not_modified is not None:
             return not_modified

@@ -338,16 +338,24 @@ def _kill(app: Flask, connection: Any) -> None:
         db.session.remove()
 
 
-def test_a_dead_pooled_connection_idle_long_enough_is_pinged_and_replaced(make_app, app, make, monkeypatch):
-    """A connection killed while it sat in the pool is pinged before use (it has been idle) and
-    replaced: the request never sees it."""
+def _served_after_a_kill(
+    make_app: Any, app: Flask, monkeypatch: Any, ping_after_idle: float
+) -> tuple[Flask, Any]:
+    """An app whose one pooled connection was killed while it waited, pinged after this idle time."""
     import api.database
 
-    account = make.account()
     served = make_app()
     dead = _pooled_connection(served)
     _kill(app, dead)
-    monkeypatch.setattr(api.database, "PING_AFTER_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(api.database, "PING_AFTER_IDLE_SECONDS", ping_after_idle)
+    return served, dead
+
+
+def test_a_dead_pooled_connection_idle_long_enough_is_pinged_and_replaced(make_app, app, make, monkeypatch):
+    """A connection killed while it sat in the pool is pinged before use (it has been idle) and
+    replaced: the request never sees it."""
+    account = make.account()
+    served, dead = _served_after_a_kill(make_app, app, monkeypatch, ping_after_idle=0.0)
     client = served.test_client()
     assert client.get("/api/v1/auth/me", headers=account["headers"]).status_code == 200
     with served.app_context():
@@ -360,14 +368,9 @@ def test_a_connection_killed_in_a_busy_pool_costs_one_503_then_heals(
 ):
     """Not idle long enough to be pinged: the one request that meets the dead connection is a
     503 (a database outage, told apart from a bug), and the pool replaces it for the next."""
-    import api.database
-
     _postgresql_only(db_url)
     account = make.account()
-    served = make_app()
-    dead = _pooled_connection(served)
-    _kill(app, dead)
-    monkeypatch.setattr(api.database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    served, _dead = _served_after_a_kill(make_app, app, monkeypatch, ping_after_idle=3600.0)
     client = served.test_client()
     assert_problem(client.get("/api/v1/auth/me", headers=account["headers"]), 503)
     assert client.get("/api/v1/auth/me", headers=account["headers"]).status_code == 200

@@ -1,10 +1,11 @@
 """HTTP caching and the server-side cache, both keyed by a version the database keeps.
 
 Every write to survivor data bumps one counter row in the same transaction. A list or report's
-ETag is that version plus the URL, so a 304 costs one primary-key read and no serialising, and
-its rendered body is cached under the same version: a write makes every worker's and replica's
-cached copy unreachable at once, so nothing stale is ever served. Single survivors use their
-own row version. Cached bodies are JSON (never pickle), in Redis when REDIS_URL is set.
+ETag is that version plus the representation (route and validated query), so a 304 costs one
+primary-key read and no serialising, and its rendered body is cached with the version it was
+rendered at: a copy older than the last write is never served, by any worker or replica. Single
+survivors use their own row version. Cached bodies are JSON (never pickle), in Redis when
+REDIS_URL is set.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from collections.abc import Callable
 from typing import Any
 
 from cachelib.serializers import JSONSerializer
-from flask import Flask, Response, request
+from flask import Flask, Response, request, url_for
 from flask_caching import Cache
 from sqlalchemy import BigInteger, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from api.arguments import canonical_query, validated_query
 from api.extensions import db
 
 CACHE_CONTROL = "private, no-cache"
 SURVIVORS = "survivors"
 CACHE_SECONDS = 300
+# Lists cache their first pages by number only (page 1..3, any page_size, each filter value).
+CACHED_PAGES = 3
 
 cache = Cache()
 
@@ -72,7 +76,7 @@ def init_app(app: Flask) -> None:
             CACHE_OPTIONS={"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
         )
     else:
-        config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=2000)
+        config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=2000)  # above the ~1,500 keys there are
     cache.init_app(app, config=config)
     for backend in app.extensions["cache"].values():
         backend.serializer = _JSONCacheSerializer()
@@ -93,46 +97,57 @@ def with_etag(etag: str, body: Any, headers: dict[str, str] | None = None) -> An
     return body, {**(headers or {}), "ETag": etag, "Cache-Control": CACHE_CONTROL}
 
 
-def _url_digest() -> str:
-    """The request URL (path and query) hashed short: part of ETags and of cached bodies' keys."""
-    url = request.path + "?" + request.query_string.decode("latin-1")
+def representation_digest() -> str:
+    """This representation's name hashed short: the route, its path ids and its validated query,
+    each written one way (api/arguments.py). Part of ETags and of cached bodies' keys, so neither
+    can be varied by Host, by a parameter the schema did not accept, or by spelling."""
+    url = url_for(request.endpoint, **(request.view_args or {}), **canonical_query())  # type: ignore[arg-type]
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def url_etag(name: str, version: int, *parts: str, digest: str | None = None) -> str:
-    """A strong ETag from a data set's version, the request URL (its `digest`, if already made)
-    and whatever else shapes the body."""
-    return '"' + ".".join([name, str(version), *parts, digest or _url_digest()]) + '"'
+    """A strong ETag from a data set's version, the representation (its `digest`, if already
+    made) and whatever else shapes the body."""
+    return '"' + ".".join([name, str(version), *parts, digest or representation_digest()]) + '"'
+
+
+def _cacheable() -> bool:
+    """Only the first CACHED_PAGES pages by number: every other page is a cursor away anyway."""
+    query = validated_query()
+    return query.get("after") is None and query.get("before") is None and query.get("page", 1) <= CACHED_PAGES
 
 
 def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
-    """For a GET whose body depends only on survivor data and the URL (lists, reports).
+    """For a GET whose body depends only on survivor data and its validated arguments (lists,
+    reports).
 
     Goes outside @blp.response and inside @blp.arguments (an invalid query is 422 before any
     304). Authentication has already run (before_request), and the body is the same for every
-    account, so one cached copy may serve them all.
+    account, so one cached copy may serve them all. A body is cached under its representation
+    alone, with the version it was rendered at inside: a newer version overwrites it, so the
+    store holds at most one body per representation — a set bounded by the routes' arguments
+    (about 1,500 entries, ~25 MB at most), whatever clients send and however often data changes.
     """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         version = current_version()
-        digest = _url_digest()
+        digest = representation_digest()
         etag = url_etag(SURVIVORS, version, digest=digest)
         not_modified = _not_modified(etag)
         if not_modified is not None:
             return not_modified
-        key = f"view:{version}:{digest}"
-        cached = cache.get(key)
-        if cached is not None:
+        key = f"view:{digest}"
+        cached = cache.get(key) if _cacheable() else None
+        if cached is not None and cached["version"] == version:
             response = Response(cached["body"], mimetype="application/json")
             if cached["link"]:
                 response.headers["Link"] = cached["link"]
         else:
             response = view(*args, **kwargs)
-            if response.status_code == 200:
-                cache.set(
-                    key, {"body": response.get_data(as_text=True), "link": response.headers.get("Link")}
-                )
+            if response.status_code == 200 and _cacheable():
+                body = response.get_data(as_text=True)
+                cache.set(key, {"version": version, "body": body, "link": response.headers.get("Link")})
         response.headers["ETag"] = etag
         response.headers["Cache-Control"] = CACHE_CONTROL
         return response

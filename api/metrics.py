@@ -47,6 +47,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.openapi import Blueprint, ProblemSchema
 from api.problems import PROBLEM_MIME, problem_response
+from security.jwt import bearer_token
 from security.permissions import public
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -136,8 +137,8 @@ def _registry() -> Any:
 
 
 def _token_matches(token: str) -> bool:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(), token.encode())
+    credentials = bearer_token()
+    return credentials is not None and hmac.compare_digest(credentials.encode(), token.encode())
 
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics for the monitoring system.")

@@ -15,6 +15,7 @@ from flask_smorest.spec.plugins import FlaskPlugin
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import UUIDConverter
 
+from api.arguments import ArgumentsParser
 from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME, problem_response, webargs_errors
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
@@ -22,8 +23,11 @@ BEARER_SCHEME = "bearerAuth"
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint, handing webargs one schema instance per view: given a class,
-    webargs builds a new schema (copying every declared field) on each request it parses."""
+    """flask-smorest's Blueprint with our arguments parser (the I-JSON body read once, the
+    validated query remembered: api/arguments.py), handing webargs one schema instance per view:
+    given a class, webargs builds a new schema (copying every declared field) on each request."""
+
+    ARGUMENTS_PARSER = ArgumentsParser()
 
     def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
@@ -62,7 +66,13 @@ class ProblemSchema(ma.Schema):
 
 # status -> (component name, description)
 _RESPONSES: dict[str, tuple[str, str]] = {
-    "400": ("BadRequest", "Malformed request (for example, invalid JSON)."),
+    "400": (
+        "BadRequest",
+        "Malformed request: a body that is not I-JSON (RFC 7493: invalid JSON, nesting deeper than "
+        "32, lone surrogates, duplicate member names, numbers a double cannot hold), a body that "
+        "could not be read (broken chunked framing, shorter than its Content-Length), or an "
+        "HTTP/1.1 request without Host.",
+    ),
     "401": ("Unauthorized", "Missing, expired, revoked or invalid token."),
     "403": ("Forbidden", "Authenticated, but not allowed to do this."),
     "404": ("NotFound", "No such resource (or a malformed id)."),
@@ -115,7 +125,9 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "maxLength": 2048, "pattern": "^https?://[^\\s/]+$"},
     },
     "Link": {
-        "description": 'RFC 8288 links to the rel="prev" and rel="next" pages, where they exist.',
+        "description": 'RFC 8288 links to the rel="prev" and rel="next" pages, where they exist, as '
+        "relative references (never built from the request's Host); only the validated query "
+        "parameters are carried over.",
         "schema": {"type": "string", "maxLength": 8192, "pattern": '^<[^>]+>; rel="(prev|next)"'},
     },
 }
@@ -310,8 +322,6 @@ class ProblemApi(Api):
         if status == 422 and "messages" in data:
             errors = webargs_errors(data["messages"])
             detail = "The request has invalid or unknown fields; see errors."
-        elif status == 400 and "messages" in data:
-            detail = "The request body is not valid JSON."
         if status >= 500:
             detail = None
         return problem_response(status, detail, errors=errors, headers=headers)
@@ -351,7 +361,8 @@ def register_security_scheme(api: Api) -> None:
             "bearerFormat": "JWT",
             "description": (
                 "Access token from POST /api/v1/auth/login, sent as 'Authorization: Bearer "
-                "<token>'. HS256 only, iss and aud verified, short-lived, revocable; follows "
+                "<token>' (the scheme in any case, RFC 9110 §11.1). HS256 only, iss and aud "
+                "verified, short-lived, revocable; follows "
                 "RFC8725 (RFC 8725, JSON Web Token Best Current Practices)."
             ),
         },

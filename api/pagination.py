@@ -20,10 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flask import request, url_for
 from sqlalchemy import ColumnElement, case, func, literal, select, tuple_
 
+from api.arguments import canonical_query
 from api.extensions import db
-from api.schemas import Position, encode_cursor, link_header
+from api.schemas import Position, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,27 @@ def paginated(fetch: Callable[..., tuple[Sequence[Any], int]], query: dict[str, 
         before = encode_cursor(items[0].created_at, items[0].id)
     link = link_header(window.page, window.page_size, total, after=after, before=before)
     return (body, {"Link": link}) if link else body
+
+
+def link_header(
+    page: int, page_size: int, total: int, after: str | None = None, before: str | None = None
+) -> str | None:
+    """RFC 8288 Link with rel="next"/"prev" where those pages exist, the rest of the query kept.
+
+    The targets are relative references (RFC 8288 §3.1 allows them) built by the router from
+    the validated query alone: no Host, X-Forwarded-* or unaccepted parameter can reach a link,
+    so a body cached once is right for every client. `after` (the cursor of this page's last
+    item) goes on the next link and `before` (its first) on the previous one, so a client walking
+    the links is served by keyset at any depth; page 1 needs no cursor.
+    """
+    kept = canonical_query(omit=("page", "page_size", "after", "before"))
+    links = []
+    last_page = max(1, -(-total // page_size))
+    for rel, target, cursor in (("prev", page - 1, before), ("next", page + 1, after)):
+        if 1 <= target <= last_page:
+            params: dict[str, Any] = {**kept, "page": target, "page_size": page_size}
+            if cursor is not None and target > 1:
+                params["after" if rel == "next" else "before"] = cursor
+            url = url_for(request.endpoint, **(request.view_args or {}), **params)  # type: ignore[arg-type]
+            links.append(f'<{url}>; rel="{rel}"')
+    return ", ".join(links) or None

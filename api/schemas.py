@@ -9,10 +9,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import request
 from marshmallow import validate
 
 MAX_PAGE_SIZE = 100
@@ -169,28 +167,3 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
         "total": ma.fields.Integer(required=True, metadata={"format": "int64", "minimum": 0}),
     }
     return type(name, (ma.Schema,), fields)
-
-
-def link_header(
-    page: int, page_size: int, total: int, after: str | None = None, before: str | None = None
-) -> str | None:
-    """RFC 8288 Link with rel="next"/"prev" where those pages exist (other query kept).
-
-    `after` (the cursor of this page's last item) goes on the next link and `before` (its first)
-    on the previous one, so a client walking the links is served by keyset at any depth; page 1
-    needs no cursor.
-    """
-    args = {
-        name: value
-        for name, value in request.args.to_dict(flat=True).items()
-        if name not in ("page", "page_size", "after", "before")
-    }
-    links = []
-    last_page = max(1, -(-total // page_size))
-    for rel, target, cursor in (("prev", page - 1, before), ("next", page + 1, after)):
-        if 1 <= target <= last_page:
-            params: dict[str, Any] = {**args, "page": target, "page_size": page_size}
-            if cursor is not None and target > 1:
-                params["after" if rel == "next" else "before"] = cursor
-            links.append(f'<{request.base_url}?{urlencode(params)}>; rel="{rel}"')
-    return ", ".join(links) or None

@@ -1,10 +1,13 @@
 """Security wiring: request ids, authentication, body rules and headers, in a fixed order.
 
 Order of the before_request hooks (each may answer on its own):
-1. request id (so every later answer and log line carries it);
-2. rate limits (429), keyed per account from the token's signature, else per client IP;
-3. authentication of the matched endpoint (401 wins over 413/415/422: no body read yet);
-4. conditional headers that are not entity-tag lists (400), then the JSON-body rule (415, 413).
+1. request id (so every later answer and log line carries it), then an HTTP/1.1 request
+   without Host (400);
+2. the bearer scheme read case-insensitively (RFC 9110 §11.1), for every reader of the header;
+3. rate limits (429), keyed per account from the token's signature, else per client IP;
+4. authentication of the matched endpoint (401 wins over 413/415/422: no body read yet);
+5. conditional headers that are not entity-tag lists (400), then the body, read once and held
+   to I-JSON (415, 413, 400: security/bodies.py).
 Security headers are added after every response, errors included; CORS only for
 CORS_ORIGINS.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from security import cors, headers, jwt, limiter
+from security import bodies, cors, headers, jwt, limiter
 from security.jwt import AccountLoader
 from security.permissions import authenticate
 
@@ -26,4 +29,4 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
     limiter.init_app(app)
     app.before_request(authenticate)
     app.before_request(headers.check_conditional_headers)
-    app.before_request(headers.require_json_body)
+    app.before_request(bodies.read_json_body)

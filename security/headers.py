@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import uuid
@@ -22,13 +21,23 @@ DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 NO_STORE_PREFIXES = ("/api/v1/auth/", "/api/v1/trades")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def assign_request_id() -> None:
     """Echo a well-formed X-Request-ID, else mint one; logs and problem bodies use it."""
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+
+def require_host() -> None:
+    """400 for an HTTP/1.1 request without a Host header (RFC 9112 §3.2).
+
+    Nothing we emit is built from Host (links and Location are relative references), but a
+    request that breaks the framing rules is refused rather than guessed at. An empty Host is
+    allowed: RFC 9112 says a client sends one when the target has no authority.
+    """
+    if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and "HTTP_HOST" not in request.environ:
+        raise ProblemError(400, "An HTTP/1.1 request must carry a Host header (RFC 9112 §3.2).")
 
 
 def check_conditional_headers() -> None:
@@ -41,42 +50,6 @@ def check_conditional_headers() -> None:
             raise ProblemError(
                 400, f'{name} must be a list of entity tags such as "abc" (or *), at most 1 KiB.'
             )
-
-
-def require_json_body() -> None:
-    """415 for a body that is not JSON, 413 for one over the limit (after authentication).
-
-    Runs only when a route matched, so an unknown path or method stays 404/405 whatever the body.
-    """
-    if request.method not in BODY_METHODS or request.routing_exception is not None:
-        return
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if not (request.content_length or chunked):
-        return
-    if request.mimetype != "application/json":
-        raise ProblemError(415, "Send the body as application/json.")
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
-        raise ProblemError(413, f"The body must be at most {limit} bytes.")
-    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
-        _buffer_streamed_body(limit)
-
-
-def _buffer_streamed_body(limit: int) -> None:
-    # A body without Content-Length: Werkzeug would silently cut it at the limit (so a padded
-    # body could pass as valid JSON). Read one byte more than allowed to tell "at most" from "over".
-    stream = request.environ["wsgi.input"]
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = stream.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > limit:
-        raise ProblemError(413, f"The body must be at most {limit} bytes.")
-    request.environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
 
 
 def _no_store(path: str) -> bool:
@@ -107,8 +80,10 @@ def apply(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the request-id hook first so every later hook and log line can use it."""
-    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
+    """Register the request-id hook first so every later hook and log line can use it, then the
+    Host rule (before anything else looks at the request)."""
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks[0:0] = [assign_request_id, require_host]
     app.after_request(apply)
 
 

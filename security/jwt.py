@@ -6,13 +6,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context
+from flask import Flask, Response, g, has_request_context, request
 from flask_jwt_extended import JWTManager
 
 from api.problems import problem_response
 from security.tokens import is_revoked, well_formed
 
 ISSUER = "resistance-api"
+HEADER_TYPE = "Bearer"
 AUDIENCE = "resistance-api-clients"
 
 
@@ -54,6 +55,27 @@ def _unauthorized(detail: str) -> Response:
     return problem_response(401, detail, headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
 
 
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None (RFC 6750 §2.1).
+
+    The scheme is case-insensitive (RFC 9110 §11.1) and whitespace may follow it (flask-jwt-
+    extended splits the same way); the token itself is a single word. Authentication, the rate limiter's key and the metrics token
+    all read the header through here, so they never disagree about who is asking.
+    """
+    words = request.headers.get("Authorization", "").split()
+    if len(words) != 2 or words[0].lower() != HEADER_TYPE.lower():
+        return None
+    return words[1]
+
+
+def normalise_authorization() -> None:
+    """before_request: rewrite a bearer credential to the `Bearer <token>` form flask-jwt-extended
+    compares exactly, so `bearer` and `BEARER` authenticate as RFC 9110 §11.1 says they must."""
+    token = bearer_token()
+    if token is not None:
+        request.environ["HTTP_AUTHORIZATION"] = f"{HEADER_TYPE} {token}"
+
+
 def configure(app: Flask) -> None:
     """Pin algorithm, issuer, audience and token location before the manager binds."""
     app.config.update(
@@ -65,7 +87,7 @@ def configure(app: Flask) -> None:
         JWT_DECODE_AUDIENCE=AUDIENCE,
         JWT_TOKEN_LOCATION=["headers"],
         JWT_HEADER_NAME="Authorization",
-        JWT_HEADER_TYPE="Bearer",
+        JWT_HEADER_TYPE=HEADER_TYPE,
         JWT_DECODE_LEEWAY=0,
         JWT_ERROR_MESSAGE_KEY="detail",
         JWT_COOKIE_CSRF_PROTECT=False,
@@ -79,6 +101,7 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
     """Bind the JWT manager; load_account(sub, claims) returns the live account or None."""
     configure(app)
     jwt.init_app(app)
+    app.before_request(normalise_authorization)
 
     @jwt.user_lookup_loader
     def _lookup(_header: dict[str, Any], claims: dict[str, Any]) -> Any:

@@ -22,6 +22,7 @@ from flask_limiter import ApplicationLimit, Limiter, RequestLimit
 from limits.storage import RedisStorage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from security.jwt import bearer_token
 from security.permissions import view_marker
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,10 +83,10 @@ def account_or_ip() -> str:
     Only the signature and claims are checked here (no database): authentication proper
     follows, and a token that fails there still counted against its account.
     """
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
+    token = bearer_token()
+    if token is not None:
         try:
-            return "account:" + str(decode_token(header[7:])["sub"])
+            return "account:" + str(decode_token(token)["sub"])
         except Exception:  # any bad token is simply anonymous for limiting purposes
             pass
     return "ip:" + client_ip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from api import create_app
 from api.extensions import db
@@ -46,8 +47,28 @@ def postgres_problem(url: str) -> str | None:
     return None
 
 
+# A database the suite may empty is named as a test database: "test", "test_…" or "…_test".
+TEST_DATABASE_NAME = re.compile(r"^(test|test_\w+|\w+_test)$")
+
+
+def refusal_to_empty(url: str) -> str | None:
+    """Why the suite must not empty the PostgreSQL database at `url`, or None when it may."""
+    name = make_url(url).database or ""
+    if TEST_DATABASE_NAME.fullmatch(name):
+        return None
+    return (
+        f"refusing to run the PostgreSQL pass on database {name!r}: the suite empties the database "
+        "it is given (DROP SCHEMA public CASCADE), so it only takes one named as a test database "
+        "('test', 'test_<name>' or '<name>_test'). Set TEST_DATABASE_URL (or DATABASE_URL for "
+        "make test) to such a database."
+    )
+
+
 def reset_postgres(url: str) -> None:
-    """Drop everything in the public schema of the dedicated test database."""
+    """Drop everything in the public schema of the dedicated test database (refused for any other)."""
+    refusal = refusal_to_empty(url)
+    if refusal:
+        raise RuntimeError(refusal)
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
@@ -59,6 +80,9 @@ def reset_postgres(url: str) -> None:
 def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = database_url(tmp_path_factory)
     if url.startswith("postgresql"):
+        refusal = refusal_to_empty(url)
+        if refusal:
+            pytest.exit(refusal, returncode=4)
         problem = postgres_problem(url)
         if problem:
             message = f"PostgreSQL at {url} is not reachable ({problem})"
@@ -78,6 +102,8 @@ def test_environ(db_url: str, **extra: str) -> dict[str, str]:
         # Every test client is 127.0.0.1: limits get their own tests with their own low values.
         "RATELIMIT_DEFAULT": "100000/minute",
         "RATELIMIT_AUTH": "100000/minute",
+        # Never the public Robot CPU: a closed loopback port (tests that need one start a stub).
+        "ROBOT_CPU_URL": "http://127.0.0.1:9/robotcpu",
         **extra,
     }
 
@@ -157,6 +183,27 @@ def make_app(app: Flask, db_url: str) -> Iterator[Any]:
 
 
 TEST_REDIS_DB = 15
+# The suite's mark in the Redis database it empties: a database holding keys but not this mark
+# is someone else's, and is refused.
+REDIS_MARK = "resistance-api:test-suite"
+
+
+_claimed_redis: set[str] = set()
+
+
+def claim_test_redis(client: Any, url: str, claimed: set[str] = _claimed_redis) -> None:
+    """Empty the suite's Redis database, or stop the run if, when first used in this run, it holds
+    data the suite did not write (the mark is set again after every emptying, for the next run)."""
+    if url not in claimed and client.dbsize() and not client.exists(REDIS_MARK):
+        pytest.exit(
+            f"refusing to empty Redis database {url}: it holds keys the test suite did not write "
+            f"(no {REDIS_MARK!r} key). The suite empties database {TEST_REDIS_DB} of REDIS_URL's "
+            "server before each test that uses Redis: free it, or point REDIS_URL at another server.",
+            returncode=4,
+        )
+    client.flushdb()
+    client.set(REDIS_MARK, "1")
+    claimed.add(url)
 
 
 @pytest.fixture
@@ -168,7 +215,7 @@ def redis_url() -> str:
     url = base.rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}" if base.count("/") > 2 else f"{base}/{TEST_REDIS_DB}"
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     try:
-        client.flushdb()
+        claim_test_redis(client, url)
     except redis.RedisError as exc:
         message = f"Redis at {url} is not reachable ({type(exc).__name__})"
         if os.environ.get("REQUIRE_SERVICES") == "1":

@@ -785,3 +785,35 @@ def test_failover_then_502_problem_when_no_replica_answers(stack_db_url: str, tm
             server.stop()
     for server in servers:
         assert not log_problems(server.output())
+
+
+def test_forged_host_through_nginx_never_reaches_links_or_the_cache(
+    live: list[GunicornServer], edge: NginxServer
+):
+    """The attacker's forged Host and X-Forwarded-* first, then another account: on both replicas,
+    every Link is the same relative reference (nginx passes Host on, the app never uses it)."""
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+    with edge.client() as client:
+        login = client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        name = f"eve{uuid.uuid4().hex[:8]}"
+        credentials = {"username": name, "password": "correct-battery-horse-42"}
+        assert client.post("/api/v1/auth/register", json=credentials).status_code == 201
+        token = client.post("/api/v1/auth/login", json=credentials).json()["access_token"]
+        attacker = {"Authorization": f"Bearer {token}"}
+        for index in range(2):
+            body = {
+                "name": f"Edge {index}",
+                "age": 30,
+                "gender": "unspecified",
+                "location": {"latitude": 0, "longitude": 0},
+            }
+            assert client.post("/api/v1/survivors", json=body, headers=admin).status_code == 201
+        poisoned = [
+            client.get("/api/v1/survivors?page_size=1", headers={**attacker, **forged}) for _ in range(4)
+        ]
+        clean = [client.get("/api/v1/survivors?page_size=1", headers=admin) for _ in range(4)]
+    links = {response.headers["Link"] for response in poisoned + clean}
+    (link,) = links  # one Link for everyone, whoever asked first and whichever replica answered
+    assert link.startswith("</api/v1/survivors?") and "evil" not in link
+    assert {response.content for response in poisoned + clean} == {clean[0].content}

@@ -163,3 +163,18 @@ def test_normalise_skips_invalid_records(bad):
 def test_normalise_ignores_unknown_upstream_fields_and_trims():
     records, skipped = normalise([record(extra="ignored", model="  M1 ")])
     assert skipped == 0 and records[0]["model"] == "M1"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"model": "T-800\\ud800", "serialNumber": "1", "category": "Land"}]',
+        b'[{"model": "T-800", "model": "T-1000", "serialNumber": "1", "category": "Land"}]',
+        b"[NaN]",
+    ],
+    ids=["lone-surrogate", "duplicate-member", "nan"],
+)
+def test_fetch_body_that_is_not_i_json_is_not_json(body):
+    with RobotStub("raw", body=body) as stub:
+        result = fetch(stub.url, TIMEOUT)
+    assert not result.ok and result.reason == "response is not JSON"

@@ -185,12 +185,11 @@ def test_create_survivor_out_of_bounds_value_is_422(client, make, overrides, pat
     assert client.get("/api/v1/auth/me", headers=owner["headers"]).get_json()["survivor_id"] is None
 
 
-def test_create_survivor_not_a_number_coordinate_is_422(client, make):
+def test_create_survivor_not_a_number_coordinate_is_400(client, make):
     owner = make.account("survivor")
     raw = '{"name": "Ada", "age": 1, "gender": "male", "location": {"latitude": NaN, "longitude": Infinity}}'
     response = client.post(URL, data=raw, content_type="application/json", headers=owner["headers"])
-    body = assert_problem(response, 422)
-    assert set(body["errors"]) == {"location.latitude", "location.longitude"}
+    assert "not a JSON number" in assert_problem(response, 400)["detail"]  # not I-JSON: never parsed
 
 
 def test_create_survivor_errors_use_dotted_paths(client, make):
@@ -495,11 +494,9 @@ def test_list_survivors_link_header_names_next_and_prev(client, make, observer):
         {"prev": {"page": "1", "page_size": "2"}, "next": {"page": "3", "page_size": "2"}},
         {"prev": {"page": "2", "page_size": "2"}},
     ]
-    assert all(
-        url.startswith("http://localhost/api/v1/survivors?") for url in (*first.values(), *middle.values())
-    )
+    assert all(url.startswith("/api/v1/survivors?") for url in (*first.values(), *middle.values()))
     # Following the links walks the pages in order.
-    following = client.get(first["next"].removeprefix("http://localhost"), headers=headers).get_json()
+    following = client.get(first["next"], headers=headers).get_json()
     assert following["page"] == 2 and [item["id"] for item in following["items"]] == ids[2:4]
 
 
@@ -507,7 +504,7 @@ def test_list_survivors_link_header_keeps_the_filter(client, make, observer):
     ids = [make.survivor(name=f"S{index}")["id"] for index in range(3)]
     response = client.get(f"{URL}?infected=false&page_size=1", headers=observer["headers"])
     links = parse_links(response.headers["Link"])
-    assert links["next"].startswith("http://localhost/api/v1/survivors?")
+    assert links["next"].startswith("/api/v1/survivors?")
     query = query_of(links["next"])
     assert named(query.pop("after")) == ids[0]
     assert query == {"infected": "false", "page": "2", "page_size": "1"}

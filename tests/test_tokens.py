@@ -209,10 +209,11 @@ def test_missing_or_malformed_authorization_header_is_401(client, authorization)
     assert_refused(client.get(ME, headers=headers))
 
 
-def test_lowercase_bearer_scheme_with_valid_token_is_refused(client, account):
-    """Only the exact `Bearer` scheme is read; anything else is as good as no token."""
-    response = client.get(ME, headers={"Authorization": f"bearer {account['access_token']}"})
-    assert_refused(response)
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+def test_bearer_scheme_in_any_case_with_valid_token_is_accepted(client, account, scheme):
+    """RFC 9110 §11.1: the scheme is case-insensitive (contract v1.1); the token is what counts."""
+    response = client.get(ME, headers={"Authorization": f"{scheme} {account['access_token']}"})
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("parameter", ["jwt", "access_token", "token"])

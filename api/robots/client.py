@@ -8,7 +8,6 @@ short reason; invalid records are skipped and counted, and only counts reach the
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -22,6 +21,7 @@ from marshmallow import validate
 
 from api.metrics import ROBOT_CPU_CALLS
 from api.schemas import CleanText
+from security import ijson
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MODEL = 100
@@ -154,8 +154,8 @@ def fetch(url: str, timeout: float) -> FetchResult:
     if isinstance(body, str):
         return _failure(body, "timeout" if body == DEADLINE_EXCEEDED else "too_large")
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+        data = ijson.loads(body)  # the upstream is held to I-JSON, as our own clients are
+    except ijson.NotIJSON:
         return _failure("response is not JSON", "invalid_response")
     if not isinstance(data, list):
         return _failure("response is not a JSON array", "invalid_response")

@@ -8,9 +8,9 @@ from flask.views import MethodView
 
 from api.caching import url_etag, with_etag
 from api.openapi import Blueprint
+from api.pagination import link_header
 from api.robots import services
 from api.robots.schemas import RobotPageSchema, RobotQuerySchema, RobotRefreshSchema
-from api.schemas import link_header
 from security.permissions import role_required
 
 blp = Blueprint(

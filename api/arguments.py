@@ -1,0 +1,63 @@
+"""What a request asked for, as validated: the arguments parser every Blueprint uses.
+
+Two rules live here. The JSON body is the document security/bodies.py already read and held
+to I-JSON (a body-less request has none): webargs never reads the stream or runs a parser of
+its own. And a view's validated
+query is remembered, so what we emit or key on is built from it alone: links, ETags and cached
+bodies' keys never carry text the schema did not accept (an unknown `junk=` parameter, a
+`Host` header), and two spellings of one query (`infected=1`, `infected=true`) are one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Request, g
+from webargs import core
+from webargs.flaskparser import FlaskParser
+
+from api.schemas import Position, encode_cursor
+
+QUERY = "validated_query"
+BODY = "json_body"
+
+
+class ArgumentsParser(FlaskParser):
+    """webargs' Flask parser, reading the body once-parsed and remembering the query."""
+
+    def _raw_load_json(self, req: Request) -> Any:  # noqa: ARG002 - webargs' signature
+        return g.get(BODY, core.missing)
+
+    def parse(
+        self, argmap: Any, req: Request | None = None, *, location: str | None = None, **kwargs: Any
+    ) -> Any:
+        parsed = super().parse(argmap, req, location=location, **kwargs)
+        if location == "query":
+            setattr(g, QUERY, parsed)
+        return parsed
+
+
+def remember_body(document: Any) -> None:
+    """Keep the request's body as security/bodies.py read and checked it, for the parser."""
+    setattr(g, BODY, document)
+
+
+def validated_query() -> Mapping[str, Any]:
+    """The current view's validated query arguments (defaults filled in), or {} when it has none."""
+    return g.get(QUERY, {})
+
+
+def wire(value: Any) -> str:
+    """A validated query value written back the one way we write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Position):
+        return encode_cursor(value.created_at, value.id)
+    return str(value)
+
+
+def canonical_query(omit: tuple[str, ...] = ()) -> dict[str, str]:
+    """The validated query, in name order, each value in its one written form (minus `omit`)."""
+    query = validated_query()
+    return {name: wire(query[name]) for name in sorted(query) if name not in omit and query[name] is not None}

@@ -1,0 +1,101 @@
+"""The test suite never empties a database it was not made for (issue: `make test` on `mydb`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from tests.conftest import REDIS_MARK, claim_test_redis, postgres_problem, refusal_to_empty
+from tests.server import ROOT, hermetic_environ
+
+
+@pytest.mark.parametrize("name", ["test", "test_slow", "resistance_test", "test_2"])
+def test_test_database_names_may_be_emptied(name):
+    assert refusal_to_empty(f"postgresql+psycopg://127.0.0.1:5432/{name}") is None
+
+
+@pytest.mark.parametrize("name", ["mydb", "resistance", "testing", "latest", "contest", "test-db", ""])
+def test_other_database_names_are_refused_with_a_clear_message(name):
+    message = refusal_to_empty(f"postgresql+psycopg://127.0.0.1:5432/{name}")
+    assert message is not None
+    assert f"database {name!r}" in message and "TEST_DATABASE_URL" in message
+
+
+@pytest.fixture
+def users_database() -> Any:
+    """A PostgreSQL database `resistance_userdata` holding one row of someone's data."""
+    server = os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://127.0.0.1:5432/test"
+    if not server.startswith("postgresql"):
+        server = "postgresql+psycopg://127.0.0.1:5432/test"
+    problem = postgres_problem(server)
+    if problem:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL is not reachable ({problem}) and REQUIRE_SERVICES=1")
+        pytest.skip(f"PostgreSQL is not reachable ({problem})")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS resistance_userdata"))
+        connection.execute(text("CREATE DATABASE resistance_userdata"))
+    url = make_url(server).set(database="resistance_userdata").render_as_string(hide_password=False)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE precious (note text)"))
+        connection.execute(text("INSERT INTO precious VALUES ('keep me')"))
+    yield url, engine
+    engine.dispose()
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS resistance_userdata"))
+    admin.dispose()
+
+
+def test_suite_on_a_users_database_refuses_and_leaves_it_untouched(users_database):
+    url, engine = users_database
+    environ = hermetic_environ(TEST_DATABASE_URL=url)
+    result = subprocess.run(  # noqa: S603 - this interpreter, running pytest on one test
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_ops.py",
+            "-k",
+            "healthz",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert (
+        "refusing to run the PostgreSQL pass on database 'resistance_userdata'"
+        in result.stdout + result.stderr
+    )
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT note FROM precious")).scalar_one() == "keep me"
+
+
+def test_redis_database_with_foreign_keys_is_refused(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(REDIS_MARK)
+        client.set("someone:else", "precious")
+        with pytest.raises(pytest.exit.Exception, match="holds keys the test suite did not write"):
+            claim_test_redis(client, redis_url, claimed=set())
+        assert client.get("someone:else") == b"precious"
+        client.set(REDIS_MARK, "1")  # the suite's own database again: emptied and marked
+        claim_test_redis(client, redis_url, claimed=set())
+        assert client.get("someone:else") is None and client.exists(REDIS_MARK)
+    finally:
+        client.close()

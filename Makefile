@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgresql+psycopg://127.0.0.1:5432/test
 TEST_PG_URL := $(if $(DATABASE_URL),$(DATABASE_URL),$(PG_URL))
 
-.PHONY: run test openapi spectral bench clean
+.PHONY: run test openapi spectral bench scan clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ run: $(VENV)/.runtime
 
 ## Set up and run every check: lint, bandit, unit + HTTP tests on SQLite and PostgreSQL, coverage.
 test: $(VENV)/.dev node_modules/.installed
+	$(PY) -m tests.databases $(TEST_PG_URL)  # refuse a non-test database before spending minutes
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/bandit -q -r api security -ll
 	$(VENV)/bin/mypy
@@ -53,6 +54,13 @@ spectral: node_modules/.installed
 bench: $(VENV)/.dev
 	@command -v wrk >/dev/null 2>&1 || { echo "wrk is missing: install it once, as root, with .ci/system-packages" >&2; exit 2; }
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## sqlmap and wapiti against the app under gunicorn on loopback (README: Dynamic scan); options
+## through SCAN_ARGS, e.g. make scan SCAN_ARGS="--keep artifacts/scan". Not part of `make test`.
+## Both are Debian packages: this target does not install them (that needs root), it says how.
+scan: $(VENV)/.dev
+	@command -v sqlmap >/dev/null 2>&1 && { [ -n "$$WAPITI" ] || command -v wapiti >/dev/null 2>&1; } || { echo "sqlmap or wapiti is missing: install them once, as root, with .ci/system-packages" >&2; exit 2; }
+	$(PY) -m tests.run_scan $(SCAN_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .coverage htmlcov .pytest_cache

@@ -4,6 +4,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 
 from api.config import ConfigError, load_settings
 
@@ -11,7 +12,7 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def _threads(raw: str) -> int:
-    """GUNICORN_THREADS, threads per worker: 1..64, default 4."""
+    """GUNICORN_THREADS, native threads per worker for password hashing: 1..64, default 4."""
     value = int(raw.strip()) if raw.strip().isdigit() else 0
     if not 1 <= value <= 64:
         raise ConfigError([f"GUNICORN_THREADS: must be a whole number 1..64 (got {raw!r})"])
@@ -24,6 +25,8 @@ try:
 except ConfigError as _error:
     _problems += _error.problems
 try:
+    # Under gevent not request threads (connections are greenlets): the native threads where
+    # password hashing runs off the event loop, at most this many at once (post_worker_init).
     threads = _threads(os.environ.get("GUNICORN_THREADS") or "4")
 except ConfigError as _error:
     _problems += _error.problems
@@ -32,11 +35,38 @@ if _problems:  # one clear line naming every bad variable, before anything start
 
 wsgi_app = "wsgi:app"
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
-# Without REDIS_URL, limits, caches and revocation live in one process: one worker, threads.
+# Without REDIS_URL, limits, caches and revocation live in one process: one worker.
 workers = _settings["WEB_CONCURRENCY"]
-worker_class = "gthread"
+# Slow clients (README, "Slow clients"): the gevent worker reads every connection in a greenlet
+# of its own, so a client that trickles its headers or its body, or sends nothing, holds a
+# socket and a few KiB, never a thread. gthread handed a connection to one of its few threads
+# as soon as the first bytes came, and a few dozen slow clients starved everyone else.
+#
+# Except on SQLite with REDIS_URL. Under gevent a worker's requests share one thread and take
+# turns only where they wait on the network; SQLite waits for its write lock inside C, without
+# yielding. A token revocation writes Redis inside its write transaction (security/tokens.py),
+# so a second write in the same worker would wait there for a lock whose holder can never run
+# again: frozen until busy_timeout (30 s), then "database is locked" and a killed worker. Seen
+# with a dozen concurrent logouts. PostgreSQL's waits yield (post_worker_init), and SQLite without
+# Redis never waits on the network inside a transaction.
+_on_sqlite = _settings["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+worker_class = "gthread" if _on_sqlite and _settings["REDIS_URL"] else "gevent"
+# gevent warns in every worker that ssl was imported before it patched (gunicorn imports it in
+# the master). Only modules that imported ssl's names directly keep the unpatched ones: it names
+# redis.asyncio and PyJWT's JWKS client, neither used here; the app's one TLS client (httpx, to
+# the Robot CPU upstream) makes its context after the patch, so it is cooperative.
+warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
+# Connections one worker holds at once, slow ones included: gunicorn has no per-client limit
+# and no deadline for a body, so this is what a slow-body client can use up; past it the worker
+# stops accepting until one closes. Far above what the API serves at once (15 database
+# connections per worker), and low enough that a worker's descriptors (a socket per
+# connection, at worst one more per connection in the Redis pools, the database pool, logs)
+# stay under the usual soft limit of 1,024.
+worker_connections = 500
 timeout = 30
 graceful_timeout = 20
+# Idle keep-alive, and also the gevent worker's deadline for a request's line and headers (it
+# reads them under a timeout of this length): a header trickle is cut off after 5 s.
 keepalive = 5
 # Recycle a worker now and then (a slow leak cannot grow for ever), but not so often that a busy
 # server spends its time re-importing the app: at ~1,000 requests/s a worker lives ~50 s or more.
@@ -67,6 +97,33 @@ def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
     from gunicorn import util
 
     util.write_error = _write_problem
+
+
+def post_worker_init(worker):  # noqa: ARG001 - gunicorn's hook signature
+    """In each worker, once gevent has patched it and the app is loaded, before it serves.
+
+    gevent patches a worker after the fork, but this file and on_starting load the app in the
+    unpatched master first, so a module that chose something at import keeps that choice in the
+    workers. The one that matters is psycopg: it picks its wait function (and the selector it
+    connects with) at import, and the C one it picked in the master blocks the whole worker
+    while a query waits on PostgreSQL (a row lock, a slow plan), every other connection with it.
+    Imported again now, it sees the patched select module and picks one that yields to the other
+    greenlets (psycopg >= 3.1.14).
+    (redis-py's retry back-off keeps the unpatched time.sleep too, but with the app's settings
+    its clients never reached it: refused, reset, timed-out and restarted Redis were tried.)
+
+    Also sizes the pool of native threads where password hashing runs (GUNICORN_THREADS).
+    """
+    import importlib
+
+    from gevent import get_hub, monkey
+
+    if not monkey.is_module_patched("select"):  # gthread (SQLite with REDIS_URL, or -k on the command line)
+        return
+    get_hub().threadpool.maxsize = threads
+    waiting = sys.modules.get("psycopg.waiting")
+    if waiting is not None:
+        importlib.reload(waiting)
 
 
 def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature

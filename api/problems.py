@@ -13,6 +13,8 @@ PROBLEM_BASE = "https://resistance.example/problems/"
 # A 64 KiB body can name thousands of unknown fields: the answer lists at most this many.
 MAX_ERROR_FIELDS = 50
 MAX_MESSAGES = 50
+# …and a field path is the client's own text (an unknown member name can be 60,000 characters).
+MAX_FIELD_PATH = 200
 
 # status -> (type slug, title); the titles are fixed so no exception text can leak through them.
 _KINDS: dict[int, tuple[str, str]] = {
@@ -26,6 +28,7 @@ _KINDS: dict[int, tuple[str, str]] = {
     413: ("payload-too-large", "Payload too large"),
     414: ("uri-too-long", "URI too long"),
     415: ("unsupported-media-type", "Unsupported media type"),
+    417: ("expectation-failed", "Expectation failed"),
     422: ("validation-error", "Validation failed"),
     429: ("rate-limited", "Too many requests"),
     431: ("headers-too-large", "Request headers too large"),
@@ -64,7 +67,8 @@ def problem_body(status: int, detail: str | None = None, errors: Any = None) -> 
         body["request_id"] = g.get("request_id")
     if errors:
         body["errors"] = {
-            path: list(messages)[:MAX_MESSAGES] for path, messages in list(errors.items())[:MAX_ERROR_FIELDS]
+            path[:MAX_FIELD_PATH]: list(messages)[:MAX_MESSAGES]
+            for path, messages in list(errors.items())[:MAX_ERROR_FIELDS]
         }
     return body
 

@@ -64,13 +64,27 @@ def bounded_int(low: int, high: int, **kwargs: Any) -> ma.fields.Integer:
     return ma.fields.Integer(strict=True, validate=validate.Range(low, high), metadata=metadata, **kwargs)
 
 
+ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+class QueryInteger(ma.fields.Integer):
+    """A whole number in a query string, written in ASCII digits only.
+
+    int() also reads " 1", "1_000", "+1" and other scripts' digits ("٣", "１"): each would be
+    a second spelling of one value, so they are invalid (422) rather than quietly read.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not (isinstance(value, str) and ASCII_DIGITS.fullmatch(value)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-any-return]
+
+
 class PageQuerySchema(BaseSchema):
     """?page=&page_size= with the contract's bounds."""
 
-    page = ma.fields.Integer(
-        load_default=1, validate=validate.Range(1, MAX_PAGE), metadata={"format": "int32"}
-    )
-    page_size = ma.fields.Integer(
+    page = QueryInteger(load_default=1, validate=validate.Range(1, MAX_PAGE), metadata={"format": "int32"})
+    page_size = QueryInteger(
         load_default=20, validate=validate.Range(1, MAX_PAGE_SIZE), metadata={"format": "int32"}
     )
 

@@ -8,8 +8,8 @@ API's hooks is copied: they migrate the database and load the API's packages.
 Two environment variables change the worker model, the one documented parameter of the ceiling:
 
 - `BENCH_CEILING_WORKER_CLASS`: `sync` (one request at a time per worker process, no keep-alive:
-  the issue's reference, "bare Flask on 2 sync workers") or `gthread` (the API's own model).
-  Unset: the API's worker class.
+  the issue's reference, "bare Flask on 2 sync workers"), `gevent` or `gthread` (the API's own
+  models). Unset: the API's worker class.
 - `BENCH_CEILING_THREADS`: threads per worker for `gthread`; unset: the API's (GUNICORN_THREADS).
 
 The number of workers is WEB_CONCURRENCY for both, as for the API.
@@ -26,6 +26,7 @@ _SHAPE = (
     "workers",
     "worker_class",
     "threads",
+    "worker_connections",
     "timeout",
     "graceful_timeout",
     "keepalive",
@@ -41,8 +42,10 @@ globals().update({name: _api[name] for name in _SHAPE})
 
 wsgi_app = "bench.ceiling:app"
 worker_class = os.environ.get("BENCH_CEILING_WORKER_CLASS") or _api["worker_class"]
-if worker_class not in ("sync", "gthread"):
-    raise SystemExit(f"configuration error: BENCH_CEILING_WORKER_CLASS: sync or gthread ({worker_class!r})")
+if worker_class not in ("sync", "gevent", "gthread"):
+    raise SystemExit(
+        f"configuration error: BENCH_CEILING_WORKER_CLASS: sync, gevent or gthread ({worker_class!r})"
+    )
 threads = int(os.environ.get("BENCH_CEILING_THREADS") or _api["threads"])
 if worker_class == "sync":
     threads = 1

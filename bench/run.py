@@ -6,7 +6,8 @@
 
 1. Ceilings: bench/ceiling.py (one route, a small JSON object) served by gunicorn with the API's
    settings (bench/ceiling_gunicorn.py) in two worker models: the issue's reference, `sync` with
-   --ceiling-workers processes (2), and the API's own shape (gthread, its workers and threads).
+   --ceiling-workers processes (2), and the API's own shape (gevent, or gthread for SQLite with
+   Redis: its workers and threads).
 2. For each database: an empty database (PostgreSQL: the public schema of BENCH_DATABASE_URL,
    default database `walk`, dropped and made again; SQLite: a new file), seeded in-process
    (bench/seed.py), then the API under gunicorn -c gunicorn.conf.py with its own defaults
@@ -299,10 +300,12 @@ class Shape:
         return f"{self.workers} {self.worker_class} worker{'s' if self.workers > 1 else ''}{threads}"
 
 
-def api_shape(options: argparse.Namespace, redis_url: str) -> Shape:
-    """The API's shape as gunicorn.conf.py will choose it (the app's defaults unless overridden)."""
+def api_shape(options: argparse.Namespace, redis_url: str, database: str) -> Shape:
+    """The API's shape as gunicorn.conf.py will choose it (the app's defaults unless overridden):
+    gevent, but gthread for SQLite with Redis (gunicorn.conf.py says why)."""
     workers = options.workers or (2 if redis_url else 1)
-    return Shape("gthread", workers, options.threads or 4)
+    worker_class = "gthread" if database == "sqlite" and redis_url else "gevent"
+    return Shape(worker_class, workers, options.threads or 4)
 
 
 def ceiling(shape: Shape, scratch: Path, options: argparse.Namespace, secret: str) -> dict[str, Any]:
@@ -626,7 +629,7 @@ def run_database(
     try:
         data = seed_dataset(app, scratch, options)
         say(f"{kind}: {data.survivors} survivors seeded in {data.seed_seconds} s; starting the API")
-        shape = api_shape(options, redis_url)
+        shape = api_shape(options, redis_url, kind)
         with GunicornServer(environ, scratch / f"api-{kind}.log") as server:
             assert server.process is not None
             with server.client() as client:
@@ -723,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         with terminated_cleanly():
             chosen = databases(options, scratch)
             reference = Shape("sync", options.ceiling_workers, 1)
-            shapes = [reference, api_shape(options, redis_url)]
+            shapes = [reference, *(api_shape(options, redis_url, kind) for kind, _url in chosen)]
             ceilings: dict[str, dict[str, Any]] = {}
             for shape in [] if options.skip_load else shapes:
                 if shape.label not in ceilings:

@@ -21,13 +21,15 @@ from api.problems import ProblemError
 from security import ijson
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+UTF_8 = ("utf-8", "utf8")
 log = logging.getLogger("resistance")
 
 _UNREADABLE = "The request body could not be read: broken framing, or the client stopped sending."
 
 
 def read_json_body() -> None:
-    """415 for a body that is not JSON, 413 over the limit, 400 unreadable or not I-JSON."""
+    """415 for a body that is not JSON (or declared in another charset than UTF-8), 413 over the
+    limit, 400 unreadable or not I-JSON."""
     if request.method not in BODY_METHODS or request.routing_exception is not None:
         return
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
@@ -37,6 +39,8 @@ def read_json_body() -> None:
         return
     if request.mimetype != "application/json":
         raise ProblemError(415, "Send the body as application/json.")
+    if request.mimetype_params.get("charset", "utf-8").lower() not in UTF_8:
+        raise ProblemError(415, "JSON is UTF-8 (RFC 8259 §8.1): send no charset, or charset=utf-8.")
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError(413, f"The body must be at most {limit} bytes.")

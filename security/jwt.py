@@ -59,8 +59,9 @@ def bearer_token() -> str | None:
     """The token of an `Authorization: Bearer <token>` header, else None (RFC 6750 §2.1).
 
     The scheme is case-insensitive (RFC 9110 §11.1) and whitespace may follow it (flask-jwt-
-    extended splits the same way); the token itself is a single word. Authentication, the rate limiter's key and the metrics token
-    all read the header through here, so they never disagree about who is asking.
+    extended splits the same way); the token itself is a single word. Authentication, the rate
+    limiter's key and the metrics token all read the header through here, so they never disagree
+    about who is asking.
     """
     words = request.headers.get("Authorization", "").split()
     if len(words) != 2 or words[0].lower() != HEADER_TYPE.lower():

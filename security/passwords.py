@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from importlib import resources
+from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from gevent import Greenlet, get_hub
+from greenlet import getcurrent
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128
@@ -20,6 +24,31 @@ _HASHERS = {
 }
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def off_the_event_loop(work: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `work` in gevent's pool of native threads when a greenlet calls it, plainly otherwise.
+
+    Argon2 holds a core for tens of milliseconds. In gunicorn's gevent worker every connection
+    is a greenlet on one thread, so a hash computed there would stop every other connection of
+    the worker, /healthz included; in the hub's threads it runs beside them (argon2 releases
+    the GIL) while the calling greenlet waits, at most GUNICORN_THREADS at once per worker
+    (gunicorn.conf.py sizes the pool), which also bounds the memory, 64 MiB a hash. Called
+    outside a greenlet (the tests, the flask CLI, the gunicorn master), nothing else could run
+    meanwhile anyway: a plain call.
+    """
+
+    @functools.wraps(work)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if isinstance(getcurrent(), Greenlet):
+            return get_hub().threadpool.apply(work, args, kwargs)
+        return work(*args, **kwargs)
+
+    return run
+
+
 class Passwords:
     """Hashing bound to one cost profile."""
 
@@ -27,10 +56,12 @@ class Passwords:
         self.hasher = _HASHERS[profile]
         self._dummy_hash = self.hasher.hash("not-a-real-password-just-timing")
 
+    @off_the_event_loop
     def hash(self, password: str) -> str:
         """Hash a new password with Argon2id."""
         return self.hasher.hash(password)
 
+    @off_the_event_loop
     def verify(self, stored_hash: str, password: str) -> tuple[bool, str | None]:
         """Check a password; on success also return a new hash when parameters changed."""
         try:

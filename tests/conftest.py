@@ -7,9 +7,9 @@ reachable PostgreSQL the second pass is skipped with a clear message, unless REQ
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from api import create_app
 from api.extensions import db
+from tests.databases import refusal_to_empty
 
 SECRET = "test-secret-" + "x1y2z3w4" * 6
 PASSWORD = "correct-battery-horse-42"
@@ -45,23 +46,6 @@ def postgres_problem(url: str) -> str | None:
     except Exception as error:  # report, not raise: the caller decides skip or fail
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return None
-
-
-# A database the suite may empty is named as a test database: "test", "test_…" or "…_test".
-TEST_DATABASE_NAME = re.compile(r"^(test|test_\w+|\w+_test)$")
-
-
-def refusal_to_empty(url: str) -> str | None:
-    """Why the suite must not empty the PostgreSQL database at `url`, or None when it may."""
-    name = make_url(url).database or ""
-    if TEST_DATABASE_NAME.fullmatch(name):
-        return None
-    return (
-        f"refusing to run the PostgreSQL pass on database {name!r}: the suite empties the database "
-        "it is given (DROP SCHEMA public CASCADE), so it only takes one named as a test database "
-        "('test', 'test_<name>' or '<name>_test'). Set TEST_DATABASE_URL (or DATABASE_URL for "
-        "make test) to such a database."
-    )
 
 
 def reset_postgres(url: str) -> None:
@@ -207,8 +191,12 @@ def claim_test_redis(client: Any, url: str, claimed: set[str] = _claimed_redis) 
 
 
 @pytest.fixture
-def redis_url() -> str:
-    """An empty Redis database for this test (db 15 of REDIS_URL's server); skip or fail without one."""
+def redis_url() -> Iterator[str]:
+    """An empty Redis database for this test (db 15 of REDIS_URL's server); skip or fail without one.
+
+    After the test the suite's mark is set again: a test may empty the database itself (a Redis
+    restart without persistence), and the next pass must still know the database as ours.
+    """
     import redis
 
     base = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -217,13 +205,17 @@ def redis_url() -> str:
     try:
         claim_test_redis(client, url)
     except redis.RedisError as exc:
+        client.close()
         message = f"Redis at {url} is not reachable ({type(exc).__name__})"
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(message + " and REQUIRE_SERVICES=1")
         pytest.skip(message)
+    try:
+        yield url
     finally:
+        with contextlib.suppress(redis.RedisError):  # a test may have stopped this server on purpose
+            client.set(REDIS_MARK, "1")
         client.close()
-    return url
 
 
 @pytest.fixture

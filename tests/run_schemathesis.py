@@ -16,43 +16,20 @@ import os
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.robot_stub import RobotStub
-from tests.server import ADMIN_PASSWORD, ROOT, GunicornServer, log_problems, server_environ
+from tests.server import (
+    ADMIN_PASSWORD,
+    ROOT,
+    GunicornServer,
+    log_problems,
+    seed_survivors,
+    whole_app_target,
+)
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 RUN_DEADLINE = 300.0  # seconds; schemathesis.toml bounds the run to well under this
-
-SURVIVORS = [
-    {
-        "name": "Seed One",
-        "age": 30,
-        "gender": "female",
-        "location": {"latitude": 1.5, "longitude": 2.5},
-        "inventory": {"water": 10, "food": 10, "medication": 10, "ammunition": 10},
-    },
-    {
-        "name": "Seed Two",
-        "age": 41,
-        "gender": "male",
-        "location": {"latitude": -10.0, "longitude": 20.0},
-        "inventory": {"water": 1, "food": 2, "medication": 3, "ammunition": 4},
-    },
-]
-
-
-def seed(server: GunicornServer) -> None:
-    """Log in as the admin and register a couple of survivors, so reads find real objects."""
-    with server.client() as client:
-        login = client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-        login.raise_for_status()
-        token = str(login.json()["access_token"])
-        headers = {"Authorization": f"Bearer {token}"}
-        for body in SURVIVORS:
-            client.post("/api/v1/survivors", json=body, headers=headers).raise_for_status()
 
 
 def run(server: GunicornServer, extra: list[str], metrics_token: str) -> int:
@@ -84,15 +61,11 @@ def run(server: GunicornServer, extra: list[str], metrics_token: str) -> int:
 
 def main(argv: list[str]) -> int:
     started = time.monotonic()
+    metrics_token = secrets.token_urlsafe(32)
     # The Robot CPU is a stub on loopback serving the real snapshot: the run never reaches the internet.
-    with RobotStub() as robot_cpu, tempfile.TemporaryDirectory(prefix="schemathesis-") as workdir:
-        metrics_token = secrets.token_urlsafe(32)
-        environ = server_environ(
-            f"sqlite:///{workdir}/fuzz.db", ROBOT_CPU_URL=robot_cpu.url, METRICS_TOKEN=metrics_token
-        )
-        server = GunicornServer(environ, Path(workdir) / "gunicorn.log")
+    with whole_app_target("schemathesis-", METRICS_TOKEN=metrics_token) as server:
         with server:
-            seed(server)
+            seed_survivors(server)  # so reads find real objects
             server.mark()
             status = run(server, argv, metrics_token)
         problems = log_problems(server.output_since_mark())

@@ -7,17 +7,19 @@ and is always stopped by signalling the whole group, so no worker outlives the t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +29,7 @@ import httpx
 
 from api.config import _VARIABLES
 from tests.conftest import SECRET
+from tests.robot_stub import RobotStub
 
 ROOT = Path(__file__).resolve().parent.parent
 START_DEADLINE = 30.0  # seconds for migrations, the admin and the workers to come up
@@ -267,6 +270,61 @@ class GunicornServer(ManagedProcess):
         """
         process, self.process = self.process, None
         return stop_group(process)
+
+
+@contextlib.contextmanager
+def whole_app_target(prefix: str, db_url: str | None = None, **settings: str) -> Iterator[GunicornServer]:
+    """The server a whole-app run drives (Schemathesis, the scanners of `make scan`), not started yet.
+
+    A fresh SQLite database in a temporary directory unless `db_url` is given, the test admin and
+    high limits (server_environ), and a Robot CPU that is a loopback stub serving the bundled
+    snapshot, so the run never reaches the internet. The server's log stays readable until the
+    block ends, after the server stopped.
+    """
+    with RobotStub() as robot_cpu, tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        environ = server_environ(
+            db_url or f"sqlite:///{workdir}/app.db", ROBOT_CPU_URL=robot_cpu.url, **settings
+        )
+        yield GunicornServer(environ, Path(workdir) / "gunicorn.log")
+
+
+# What a whole-app run creates first, so reads find real objects.
+SEED_SURVIVORS: list[dict[str, Any]] = [
+    {
+        "name": "Seed One",
+        "age": 30,
+        "gender": "female",
+        "location": {"latitude": 1.5, "longitude": 2.5},
+        "inventory": {"water": 10, "food": 10, "medication": 10, "ammunition": 10},
+    },
+    {
+        "name": "Seed Two",
+        "age": 41,
+        "gender": "male",
+        "location": {"latitude": -10.0, "longitude": 20.0},
+        "inventory": {"water": 1, "food": 2, "medication": 3, "ammunition": 4},
+    },
+]
+
+
+def seed_survivors(server: GunicornServer) -> tuple[str, list[str]]:
+    """Log in as the admin and register SEED_SURVIVORS: the admin's access token and their ids."""
+    with server.client() as client:
+        return seed_through(client)
+
+
+def seed_through(client: httpx.Client) -> tuple[str, list[str]]:
+    """seed_survivors through any client of the API (a replica, or nginx in front of several)."""
+    login = client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    login.raise_for_status()
+    token = str(login.json()["access_token"])
+    headers = {"Authorization": f"Bearer {token}"}
+    ids = []
+    for body in SEED_SURVIVORS:
+        created = client.post("/api/v1/survivors", json=body, headers=headers)
+        created.raise_for_status()
+        ids.append(str(created.json()["id"]))
+    return token, ids
 
 
 _BAD_TEXT = ("database is locked", "Traceback", "OperationalError", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT")

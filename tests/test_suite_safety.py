@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from tests.conftest import REDIS_MARK, claim_test_redis, postgres_problem, refusal_to_empty
+from tests.conftest import REDIS_MARK, claim_test_redis, postgres_problem
+from tests.databases import refusal_to_empty
 from tests.server import ROOT, hermetic_environ
 
 
@@ -99,3 +100,26 @@ def test_redis_database_with_foreign_keys_is_refused(redis_url):
         assert client.get("someone:else") is None and client.exists(REDIS_MARK)
     finally:
         client.close()
+
+
+def test_make_test_refuses_a_users_database_before_running_anything():
+    result = subprocess.run(  # noqa: S603 - make, in this repository, with a database named by the user
+        ["make", "-n", "test"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": "postgresql+psycopg://127.0.0.1:5432/mydb"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    first = [line for line in result.stdout.splitlines() if "tests.databases" in line or "pytest" in line][0]
+    assert "tests.databases postgresql+psycopg://127.0.0.1:5432/mydb" in first  # the check comes first
+    check = subprocess.run(  # noqa: S603 - this interpreter, the check make runs
+        [sys.executable, "-m", "tests.databases", "postgresql+psycopg://127.0.0.1:5432/mydb"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 4 and "database 'mydb'" in check.stderr

@@ -10,6 +10,7 @@ HTTP/1.1 request without Host is 400 (RFC 9112 §3.2).
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
@@ -273,3 +274,41 @@ def test_malformed_path_id_still_404_with_forged_host(client, observer):
     assert_problem(
         client.get(f"{SURVIVORS}/{random_uuid()}x", headers={**observer["headers"], **FORGED}), 404
     )
+
+
+@pytest.mark.parametrize(
+    "value", ["%D9%A3", "%EF%BC%91", "%201", "1_0", "+1", "1%20", "0x1", "", "99999999999"]
+)
+def test_page_numbers_are_ascii_digits_only(client, observer, value):
+    """int() reads other scripts' digits, spaces and underscores: each a second spelling, so 422."""
+    for name in ("page", "page_size"):
+        response = client.get(f"{SURVIVORS}?{name}={value}", headers=observer["headers"])
+        assert name in assert_problem(response, 422)["errors"]
+
+
+def test_unknown_member_name_is_echoed_bounded(client, make):
+    survivor = make.survivor()
+    body = {"latitude": 1, "longitude": 1, "x" * 60_000: 1}
+    response = client.put(
+        f"{SURVIVORS}/{survivor['id']}/location", json=body, headers=survivor["owner"]["headers"]
+    )
+    problem = assert_problem(response, 422)
+    assert all(len(path) <= 200 for path in problem["errors"])
+    assert len(response.get_data()) < 2_000
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "latin1", "UTF-32"])
+def test_json_declared_in_another_charset_is_415(client, make, charset):
+    owner = make.account("survivor")
+    response = client.post(
+        SURVIVORS,
+        data=json.dumps(make.survivor_body()),
+        headers={**owner["headers"], "Content-Type": f"application/json; charset={charset}"},
+    )
+    assert "UTF-8" in assert_problem(response, 415)["detail"]
+    utf8 = client.post(
+        SURVIVORS,
+        data=json.dumps(make.survivor_body()),
+        headers={**owner["headers"], "Content-Type": "application/json; charset=UTF-8"},
+    )
+    assert utf8.status_code == 201

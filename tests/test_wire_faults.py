@@ -20,7 +20,7 @@ import pytest
 from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize, NoMoreData
 
 from tests.conftest import assert_problem
-from tests.server import ADMIN_PASSWORD, GunicornServer, log_problems, server_environ
+from tests.server import ADMIN_PASSWORD, GunicornServer, log_problems, seed_survivors, server_environ
 
 pytestmark = pytest.mark.gunicorn
 
@@ -124,22 +124,7 @@ def test_http11_request_without_host_is_400_problem(live):
 
 
 def test_host_header_never_reaches_links(live):
-    with live.client() as client:
-        login = client.post(LOGIN, json={"username": "admin", "password": ADMIN_PASSWORD})
-        token = login.json()["access_token"]
-        for index in range(2):
-            body = {
-                "name": f"Wire {index}",
-                "age": 30,
-                "gender": "unspecified",
-                "location": {"latitude": 0, "longitude": 0},
-            }
-            assert (
-                client.post(
-                    "/api/v1/survivors", json=body, headers={"Authorization": f"Bearer {token}"}
-                ).status_code
-                == 201
-            )
+    token, _ids = seed_survivors(live)
     raw = exchange(
         live,
         request_head(

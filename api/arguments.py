@@ -2,10 +2,10 @@
 
 Two rules live here. The JSON body is the document security/bodies.py already read and held
 to I-JSON (a body-less request has none): webargs never reads the stream or runs a parser of
-its own. And a view's validated
-query is remembered, so what we emit or key on is built from it alone: links, ETags and cached
-bodies' keys never carry text the schema did not accept (an unknown `junk=` parameter, a
-`Host` header), and two spellings of one query (`infected=1`, `infected=true`) are one entry.
+its own. And a view's validated query is remembered, so what we emit or key on is built from
+it alone: links, ETags and cached bodies' keys never carry text the schema did not accept (an
+unknown `junk=` parameter, a `Host` header), and two spellings of one query
+(`page=1&infected=true`, `infected=true&page=1`) are one entry.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,17 @@ from tests.databases import refusal_to_empty
 SECRET = "test-secret-" + "x1y2z3w4" * 6
 PASSWORD = "correct-battery-horse-42"
 _counter = itertools.count(1)
+
+
+def _interrupted(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 - pytest's hook signature
+    """SIGTERM (a cancelled CI job, `timeout`, `kill`) unwinds like Ctrl-C, so every fixture's
+    teardown runs and stops what it started: the servers the tests start run in process groups
+    of their own, which a plain SIGTERM to pytest would leave running."""
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -160,7 +160,11 @@ class ManagedProcess:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # interrupted while starting (SIGTERM, Ctrl-C): leave nothing behind
+            self.stop()
+            raise
 
     def __exit__(
         self,
@@ -216,7 +220,12 @@ class GunicornServer(ManagedProcess):
         for _ in range(attempts):
             self.port = free_port()
             self._spawn()
-            if self._wait_until_up():
+            try:
+                up = self._wait_until_up()
+            except BaseException:  # interrupted while waiting: stop what was spawned
+                self.stop()
+                raise
+            if up:
                 return self
             output = self._output_since(self._spawned_at)
             self.stop()

@@ -294,7 +294,10 @@ def _serving_setting(name: str, **settings: str) -> str:
             "gevent",
         ),
         (
-            {"DATABASE_URL": "sqlite:////tmp/resistance-unused.db", "REDIS_URL": "redis://cache.internal:6379/0"},
+            {
+                "DATABASE_URL": "sqlite:////tmp/resistance-unused.db",
+                "REDIS_URL": "redis://cache.internal:6379/0",
+            },
             "gthread",
         ),
     ],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -123,3 +125,46 @@ def test_make_test_refuses_a_users_database_before_running_anything():
         check=False,
     )
     assert check.returncode == 4 and "database 'mydb'" in check.stderr
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended while we looked
+    return found
+
+
+def test_sigterm_to_the_suite_stops_the_servers_it_started():
+    """A cancelled run (CI, `timeout`, `kill`) must not leave gunicorn, nginx or databases behind."""
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, running pytest on one module
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_wire_faults.py"],
+        cwd=ROOT,
+        env=hermetic_environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        servers: list[int] = []
+        while not servers and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+            servers = children(process.pid)  # the gunicorn master, in a process group of its own
+        assert servers, "the module's gunicorn never started"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "KeyboardInterrupt: signal 15" in output, output
+    for pid in servers:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower(), (
+            pid
+        )

@@ -66,7 +66,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         with ThreadPoolExecutor(max_workers=2) as pool:
             for future in [pool.submit(replica.start) for replica in replicas[1:]]:
                 future.result()
-        nginx = NginxServer([f"127.0.0.1:{replica.port}" for replica in replicas], logs / "nginx").start()
+        nginx = NginxServer([f"127.0.0.1:{replica.port}" for replica in replicas], logs / "nginx")
+        nginx.start()  # assigned first: an interrupted start is still stopped below
         with client(replicas[0].base_url, fresh_address()) as http:
             login = http.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         assert login.status_code == 200, login.text

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Request, g
+from flask import Request, g, request, url_for
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
@@ -61,3 +61,10 @@ def canonical_query(omit: tuple[str, ...] = ()) -> dict[str, str]:
     """The validated query, in name order, each value in its one written form (minus `omit`)."""
     query = validated_query()
     return {name: wire(query[name]) for name in sorted(query) if name not in omit and query[name] is not None}
+
+
+def canonical_url(omit: tuple[str, ...] = (), **params: Any) -> str:
+    """This route, its path ids and its canonical query (minus `omit`, plus `params`), as the
+    router writes it: a relative reference, never built from Host. Links and cache keys use it."""
+    query = {**canonical_query(omit), **params}
+    return url_for(request.endpoint, **(request.view_args or {}), **query)  # type: ignore[arg-type]

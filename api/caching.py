@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from cachelib.serializers import JSONSerializer
-from flask import Flask, Response, request, url_for
+from flask import Flask, Response, request
 from flask_caching import Cache
 from sqlalchemy import BigInteger, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from api.arguments import canonical_query, validated_query
+from api.arguments import canonical_url, validated_query
 from api.extensions import db
 
 CACHE_CONTROL = "private, no-cache"
@@ -101,8 +101,7 @@ def representation_digest() -> str:
     """This representation's name hashed short: the route, its path ids and its validated query,
     each written one way (api/arguments.py). Part of ETags and of cached bodies' keys, so neither
     can be varied by Host, by a parameter the schema did not accept, or by spelling."""
-    url = url_for(request.endpoint, **(request.view_args or {}), **canonical_query())  # type: ignore[arg-type]
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical_url().encode()).hexdigest()[:16]
 
 
 def url_etag(name: str, version: int, *parts: str, digest: str | None = None) -> str:
@@ -138,14 +137,15 @@ def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
         if not_modified is not None:
             return not_modified
         key = f"view:{digest}"
-        cached = cache.get(key) if _cacheable() else None
+        cacheable = _cacheable()
+        cached = cache.get(key) if cacheable else None
         if cached is not None and cached["version"] == version:
             response = Response(cached["body"], mimetype="application/json")
             if cached["link"]:
                 response.headers["Link"] = cached["link"]
         else:
             response = view(*args, **kwargs)
-            if response.status_code == 200 and _cacheable():
+            if response.status_code == 200 and cacheable:
                 body = response.get_data(as_text=True)
                 cache.set(key, {"version": version, "body": body, "link": response.headers.get("Link")})
         response.headers["ETag"] = etag

@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request, url_for
 from sqlalchemy import ColumnElement, case, func, literal, select, tuple_
 
-from api.arguments import canonical_query
+from api.arguments import canonical_url
 from api.extensions import db
 from api.schemas import Position, encode_cursor
 
@@ -135,14 +134,13 @@ def link_header(
     item) goes on the next link and `before` (its first) on the previous one, so a client walking
     the links is served by keyset at any depth; page 1 needs no cursor.
     """
-    kept = canonical_query(omit=("page", "page_size", "after", "before"))
     links = []
     last_page = max(1, -(-total // page_size))
     for rel, target, cursor in (("prev", page - 1, before), ("next", page + 1, after)):
         if 1 <= target <= last_page:
-            params: dict[str, Any] = {**kept, "page": target, "page_size": page_size}
+            params: dict[str, Any] = {"page": target, "page_size": page_size}
             if cursor is not None and target > 1:
                 params["after" if rel == "next" else "before"] = cursor
-            url = url_for(request.endpoint, **(request.view_args or {}), **params)  # type: ignore[arg-type]
+            url = canonical_url(omit=("page", "page_size", "after", "before"), **params)
             links.append(f'<{url}>; rel="{rel}"')
     return ", ".join(links) or None

@@ -71,11 +71,15 @@ def _read(limit: int) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
     except (OSError, ParseException) as error:  # gunicorn's framing errors, resets, timeouts
-        log.info("request body unreadable", extra={"error": type(error).__name__})
-        raise ProblemError(400, _UNREADABLE) from None
+        raise _unreadable(type(error).__name__) from None
     if size > limit:
         raise ProblemError(413, f"The body must be at most {limit} bytes.")
     if expected is not None and size < expected:
-        log.info("request body unreadable", extra={"error": "ShortBody"})
-        raise ProblemError(400, _UNREADABLE)
+        raise _unreadable("ShortBody")
     return b"".join(chunks)
+
+
+def _unreadable(cause: str) -> ProblemError:
+    """The client's 400 for a body it did not deliver, logged as the client's (info), not ours."""
+    log.info("request body unreadable", extra={"error": cause})
+    return ProblemError(400, _UNREADABLE)

@@ -44,7 +44,7 @@ workers = _settings["WEB_CONCURRENCY"]
 #
 # Except on SQLite with REDIS_URL. Under gevent a worker's requests share one thread and take
 # turns only where they wait on the network; SQLite waits for its write lock inside C, without
-# yielding. A token revocation writes Redis inside its write transaction (security/tokens.py),
+# yielding. Ending a session writes Redis inside its write transaction (security/sessions.py),
 # so a second write in the same worker would wait there for a lock whose holder can never run
 # again: frozen until busy_timeout (30 s), then "database is locked" and a killed worker. Seen
 # with a dozen concurrent logouts. PostgreSQL's waits yield (post_worker_init), and SQLite without

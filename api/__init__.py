@@ -51,7 +51,7 @@ def register_extensions(app: Flask) -> None:
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponsesPlugin()]})
     register_security_scheme(api)
     app.extensions["passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
-    security.init_app(app, lambda sub, claims: load_active(sub, claims.get("gen")))
+    security.init_app(app, load_active)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -102,7 +102,7 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(RedisError)
     def _redis_down(error: RedisError) -> Response:
-        # Limits and revocation must never silently switch off: refuse until Redis is back.
+        # Limits and the session check must never silently switch off: refuse until Redis is back.
         log.error("redis unavailable", extra={"error": type(error).__name__})
         return problem_response(
             503, "A shared service is unavailable; retry shortly.", headers={"Retry-After": "5"}
@@ -126,8 +126,10 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """`flask accounts create …`, `flask robots sync` (and `flask db …` from Flask-Migrate)."""
-    from api.cli import accounts_cli, robots_cli
+    """`flask accounts create …`, `flask robots sync`, `flask sessions purge` (and `flask db …`
+    from Flask-Migrate)."""
+    from api.cli import accounts_cli, robots_cli, sessions_cli
 
     app.cli.add_command(accounts_cli)
     app.cli.add_command(robots_cli)
+    app.cli.add_command(sessions_cli)

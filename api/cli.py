@@ -1,4 +1,5 @@
-"""Shell administration: `flask --app wsgi accounts create … --password-stdin`, `… robots sync`."""
+"""Shell administration: `flask --app wsgi accounts create … --password-stdin`, `… robots sync`,
+`… sessions purge`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from api.accounts.models import Role
 from api.accounts.services import create_account
 from api.problems import ProblemError
 from api.robots import services as robots
+from security.sessions import purge_expired
 
 accounts_cli = AppGroup("accounts", help="Manage accounts.")
 robots_cli = AppGroup("robots", help="Manage the stored Robot CPU list.")
+sessions_cli = AppGroup("sessions", help="Maintain the session table.")
 
 
 @accounts_cli.command("create")
@@ -51,3 +54,9 @@ def robots_sync_command() -> None:
     click.echo(
         f"synced {summary['total']} robots (Flying {counts['Flying']}, Land {counts['Land']}) at {fetched_at}"
     )
+
+
+@sessions_cli.command("purge")
+def sessions_purge_command() -> None:
+    """Delete every session past its expiry (run it from cron; safe beside running servers)."""
+    click.echo(f"purged {purge_expired()} expired sessions")

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,8 @@ _VARIABLES: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "JWT_SECRET_KEY": (_text, None),
     "JWT_ACCESS_TTL": (_int(30, 86400), "900"),
     "JWT_REFRESH_TTL": (_int(60, 90 * 86400), str(7 * 86400)),
+    "SESSION_MAX_AGE": (_int(60, 365 * 86400), str(30 * 86400)),
+    "REFRESH_REUSE_GRACE": (_int(0, 10), "5"),
     "ALLOW_REGISTRATION": (_bool, "true"),
     "INFECTION_THRESHOLD": (_int(1, 1000), "3"),
     "RATELIMIT_DEFAULT": (_rate, "600/minute"),
@@ -196,7 +199,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
     if production and values["WEB_CONCURRENCY"] > 1 and not values.get("REDIS_URL"):
         problems.append(
             "WEB_CONCURRENCY: production refuses more than one worker without REDIS_URL "
-            "(limits, caches and revocation would be per process)"
+            "(limits, caches and ended sessions would be per process)"
         )
     if problems:
         raise ConfigError(problems)
@@ -209,6 +212,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
         "JWT_SECRET_KEY": secret,
         "JWT_ACCESS_TOKEN_EXPIRES": values["JWT_ACCESS_TTL"],
         "JWT_REFRESH_TOKEN_EXPIRES": values["JWT_REFRESH_TTL"],
+        "SESSION_MAX_AGE": timedelta(seconds=values["SESSION_MAX_AGE"]),
+        "REFRESH_REUSE_GRACE": values["REFRESH_REUSE_GRACE"],
         "ALLOW_REGISTRATION": values["ALLOW_REGISTRATION"],
         "INFECTION_THRESHOLD": values["INFECTION_THRESHOLD"],
         "RATELIMIT_DEFAULT": values["RATELIMIT_DEFAULT"],

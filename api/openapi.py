@@ -20,6 +20,7 @@ from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME, problem_r
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
 BEARER_SCHEME = "bearerAuth"
+REFRESH_SCHEME = "refreshToken"
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -364,6 +365,20 @@ def register_security_scheme(api: Api) -> None:
                 "<token>' (the scheme in any case, RFC 9110 §11.1). HS256 only, iss and aud "
                 "verified, short-lived, revocable; follows "
                 "RFC8725 (RFC 8725, JSON Web Token Best Current Practices)."
+            ),
+        },
+    )
+    api.spec.components.security_scheme(
+        REFRESH_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": (
+                "Refresh token from POST /api/v1/auth/login (or the last refresh), sent as "
+                "'Authorization: Bearer <token>' to POST /api/v1/auth/refresh only; an access "
+                "token is refused there, and a refresh token everywhere else. Single use: each "
+                "refresh returns the next one (RFC 9700 §4.14.2 rotation); follows RFC8725."
             ),
         },
     )

@@ -1,4 +1,4 @@
-"""The app's one Redis client (REDIS_URL), shared by readiness and the token blocklist.
+"""The app's one Redis client (REDIS_URL), shared by readiness and the session check.
 
 The limiter and the cache keep their own connections (their libraries make them); everything
 else that talks to Redis goes through here, so timeouts are set once: a Redis that hangs costs

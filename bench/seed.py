@@ -155,13 +155,17 @@ def dispose(app: Flask) -> None:
 def accounts(app: Flask, prefix: str, count: int, role: str = "survivor") -> list[Member]:
     """`count` accounts named prefix-N, each with an access token the server will accept."""
     from api.accounts.services import create_account
+    from security.sessions import start
     from security.tokens import issue_pair
 
     made = []
     with app.app_context():
         for number in range(count):
             account = create_account(f"{prefix}-{number}", PASSWORD, role)
-            made.append(Member(account.username, account.id, issue_pair(account)["access_token"]))
+            username, account_id, verified = account.username, account.id, account.password_hash
+            grant = start(account_id, verified, "bench")
+            assert grant is not None  # noqa: S101 - the account was created just now
+            made.append(Member(username, account_id, issue_pair(account_id, grant)["access_token"]))
         db.session.remove()
     return made
 

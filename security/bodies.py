@@ -28,8 +28,8 @@ _UNREADABLE = "The request body could not be read: broken framing, or the client
 
 
 def read_json_body() -> None:
-    """415 for a body that is not JSON (or declared in another charset than UTF-8), 413 over the
-    limit, 400 unreadable or not I-JSON."""
+    """415 for a body that is not JSON (or declared in another charset than UTF-8, or content-
+    coded), 413 over the limit, 400 unreadable or not I-JSON."""
     if request.method not in BODY_METHODS or request.routing_exception is not None:
         return
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
@@ -39,6 +39,10 @@ def read_json_body() -> None:
         return
     if request.mimetype != "application/json":
         raise ProblemError(415, "Send the body as application/json.")
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        # RFC 9110 §15.5.16: a content coding the server does not decode is 415, never a body
+        # read as if it were plain (gzip bytes judged as JSON, or worse, taken as it is).
+        raise ProblemError(415, "Send the body without a Content-Encoding.")
     if request.mimetype_params.get("charset", "utf-8").lower() not in UTF_8:
         raise ProblemError(415, "JSON is UTF-8 (RFC 8259 §8.1): send no charset, or charset=utf-8.")
     limit = current_app.config["MAX_CONTENT_LENGTH"]

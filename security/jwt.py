@@ -10,7 +10,8 @@ from flask import Flask, Response, g, has_request_context, request
 from flask_jwt_extended import JWTManager
 
 from api.problems import problem_response
-from security.tokens import is_revoked, well_formed
+from security.sessions import session_ended
+from security.tokens import well_formed
 
 ISSUER = "resistance-api"
 HEADER_TYPE = "Bearer"
@@ -42,7 +43,7 @@ class OncePerRequestJWTManager(JWTManager):
 
 jwt = OncePerRequestJWTManager()
 
-AccountLoader = Callable[[str, dict[str, Any]], Any]
+AccountLoader = Callable[[str], Any]
 
 
 # RFC 6750 challenges: without an error for a request that sent no credentials worth naming.
@@ -99,18 +100,20 @@ def configure(app: Flask) -> None:
 
 
 def init_app(app: Flask, load_account: AccountLoader) -> None:
-    """Bind the JWT manager; load_account(sub, claims) returns the live account or None."""
+    """Bind the JWT manager; load_account(sub) returns the enabled account or None."""
     configure(app)
     jwt.init_app(app)
     app.before_request(normalise_authorization)
 
     @jwt.user_lookup_loader
     def _lookup(_header: dict[str, Any], claims: dict[str, Any]) -> Any:
-        return load_account(claims["sub"], claims)
+        return load_account(claims["sub"])
 
     @jwt.token_in_blocklist_loader
-    def _revoked(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
-        return is_revoked(claims["jti"])
+    def _session_ended(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+        # flask-jwt-extended asks this before the claims check below: a token without a session
+        # id is left for that check to refuse.
+        return well_formed(claims) and session_ended(claims["sid"])
 
     @jwt.token_verification_loader
     def _claims_ok(_header: dict[str, Any], claims: dict[str, Any]) -> bool:

@@ -1,5 +1,7 @@
 """Rate limits: RATELIMIT_DEFAULT per account (per client IP when anonymous) on every /api/v1
 route, and one stricter RATELIMIT_AUTH bucket per client IP shared by login, register and refresh.
+A password change, which checks the current password, has a RATELIMIT_AUTH bucket of its own per
+account: a stolen access token cannot guess the password at the default rate from many addresses.
 
 A Limiter is built per app (flask-limiter keeps its storage and limits on the instance), with a
 moving window in Redis when REDIS_URL is set, else in process memory (one worker: see config).
@@ -14,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 from flask_jwt_extended import decode_token
@@ -23,9 +25,8 @@ from limits.storage import RedisStorage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from security.jwt import bearer_token
-from security.permissions import view_marker
+from security.permissions import view_mark, view_marker
 
-F = TypeVar("F", bound=Callable[..., Any])
 API_PREFIX = "/api/v1/"
 REDIS_TIMEOUT_SECONDS = 1
 ONE_TRIP_SCHEME = "resistance+"
@@ -66,10 +67,14 @@ class OneTripRedisStorage(RedisStorage):
         return super().get_moving_window(key, limit, expiry)
 
 
-def auth_rate_limited(function: F) -> F:
-    """Mark a view as part of the strict per-IP authentication bucket (RATELIMIT_AUTH)."""
-    function._rate_scope = "auth"  # type: ignore[attr-defined]
-    return function
+AUTH_SCOPE, PASSWORD_SCOPE = "auth", "password"
+
+
+auth_rate_limited = view_mark("_rate_scope", AUTH_SCOPE)
+"""Mark a view as part of the strict per-IP authentication bucket (RATELIMIT_AUTH)."""
+
+password_rate_limited = view_mark("_rate_scope", PASSWORD_SCOPE)
+"""Mark a view that checks the current password: RATELIMIT_AUTH per account."""
 
 
 def client_ip() -> str:
@@ -96,8 +101,9 @@ def _not_api() -> bool:
     return not request.path.startswith(API_PREFIX)
 
 
-def _not_auth_route() -> bool:
-    return request.endpoint is None or view_marker("_rate_scope", None) != "auth"
+def _outside(scope: str) -> Callable[[], bool]:
+    """exempt_when for a scoped bucket: every request but those to a view marked with `scope`."""
+    return lambda: request.endpoint is None or view_marker("_rate_scope", None) != scope
 
 
 def _seconds_until(moment: float) -> int:
@@ -140,8 +146,14 @@ def init_app(app: Flask) -> Limiter:
             ApplicationLimit(
                 config["RATELIMIT_AUTH"],
                 key_function=lambda: "ip:" + client_ip(),
-                scope="auth",
-                exempt_when=_not_auth_route,
+                scope=AUTH_SCOPE,
+                exempt_when=_outside(AUTH_SCOPE),
+            ),
+            ApplicationLimit(
+                config["RATELIMIT_AUTH"],
+                key_function=account_or_ip,
+                scope=PASSWORD_SCOPE,
+                exempt_when=_outside(PASSWORD_SCOPE),
             ),
         ],
         # flask-limiter would also read RATELIMIT_DEFAULT as a per-route default limit: our

@@ -18,18 +18,21 @@ ACCESS, REFRESH, PUBLIC = "access", "refresh", "public"
 PUBLIC_ENDPOINTS = frozenset({"api-docs.openapi_json"})
 
 
-def _mark(mode: str) -> Callable[[F], F]:
+def view_mark(name: str, value: Any) -> Callable[[F], F]:
+    """A decorator that sets marker `name` on a view (function or MethodView method), for
+    view_marker to read on the matched view of a request."""
+
     def decorate(function: F) -> F:
-        function._auth_mode = mode  # type: ignore[attr-defined]
+        setattr(function, name, value)
         return function
 
     return decorate
 
 
-public = _mark(PUBLIC)
+public = view_mark("_auth_mode", PUBLIC)
 """Mark a view (function or MethodView method) as open to anonymous callers."""
 
-refresh_token_required = _mark(REFRESH)
+refresh_token_required = view_mark("_auth_mode", REFRESH)
 """Mark a view that takes a refresh token instead of an access token."""
 
 

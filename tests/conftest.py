@@ -120,7 +120,7 @@ TABLES = [
     "trades",
     "infection_reports",
     "survivors",
-    "revoked_tokens",
+    "sessions",
     "accounts",
     "robot_cache",
 ]

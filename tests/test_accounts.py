@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from api.accounts.models import Account
 from api.extensions import db
+from security.sessions import AccountSession
 from tests.conftest import PASSWORD, assert_problem, random_uuid, unique_name
 
 ACCOUNTS = "/api/v1/accounts"
@@ -35,9 +36,15 @@ def assert_no_secrets(response: Any) -> None:
         assert marker not in text, marker
 
 
-def generation(app, account_id: str) -> int:
+def live_sessions(app, account_id: str) -> int:
     with app.app_context():
-        return db.session.scalar(select(Account.token_generation).where(Account.id == uuid.UUID(account_id)))
+        return len(
+            db.session.scalars(
+                select(AccountSession.id).where(
+                    AccountSession.account_id == uuid.UUID(account_id), AccountSession.ended_at.is_(None)
+                )
+            ).all()
+        )
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -238,20 +245,21 @@ def test_patch_reenable_keeps_old_tokens_dead_and_allows_a_new_login(client, adm
     assert client.post(REFRESH, headers=bearer(fresh["refresh_token"])).status_code == 200
 
 
-def test_patch_disable_twice_bumps_the_token_generation_once(app, client, admin, make):
+def test_patch_disable_ends_every_session_and_twice_is_the_same(app, client, admin, make):
     target = make.account("survivor")
+    make.login(target["username"])
+    assert live_sessions(app, target["id"]) == 2
     assert patch(client, admin, target["id"], {"disabled": True}).status_code == 200
-    assert generation(app, target["id"]) == 1
+    assert live_sessions(app, target["id"]) == 0
     response = patch(client, admin, target["id"], {"disabled": True})
     assert response.status_code == 200
     assert response.get_json()["disabled"] is True
-    assert generation(app, target["id"]) == 1
 
 
 def test_patch_enable_an_enabled_account_keeps_its_tokens(app, client, admin, make):
     target = make.account("survivor")
     assert patch(client, admin, target["id"], {"disabled": False}).status_code == 200
-    assert generation(app, target["id"]) == 0
+    assert live_sessions(app, target["id"]) == 1
     assert client.get(ME, headers=target["headers"]).status_code == 200
 
 
@@ -311,7 +319,9 @@ def test_patch_malformed_id_is_404(client, admin, bad_id):
         ({"role": "root"}, "role"),
         ({"role": "Admin"}, "role"),
         ({"username": "renamed"}, "username"),
-        ({"password": PASSWORD}, "password"),
+        ({"password": "short"}, "password"),
+        ({"password": "administrator"}, "password"),
+        ({"password": None}, "password"),
         ({"token_generation": 0}, "token_generation"),
     ],
 )
@@ -372,13 +382,13 @@ def test_accounts_routes_without_token_are_401(client, admin):
     assert client.get(ME, headers=admin["headers"]).status_code == 200
 
 
-def test_token_of_account_disabled_without_generation_bump_is_401(app, client, make):
+def test_token_of_account_disabled_without_ending_its_sessions_is_401(app, client, make):
     """The disabled flag alone also stops tokens (say, an operator's direct database update)."""
     target = make.account("survivor")
     with app.app_context():
         account = db.session.get(Account, uuid.UUID(target["id"]))
         account.disabled = True
         db.session.commit()
-    assert generation(app, target["id"]) == 0
+    assert live_sessions(app, target["id"]) == 1
     assert_problem(client.get(ME, headers=target["headers"]), 401)
     assert_problem(client.post(REFRESH, headers=bearer(target["refresh_token"])), 401)

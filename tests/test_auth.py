@@ -208,7 +208,7 @@ def test_login_valid_credentials_returns_token_pair(client, make):
     assert access["exp"] - access["iat"] == 900
     assert refresh["exp"] - refresh["iat"] == 7 * 86400
     assert access["jti"] != refresh["jti"]
-    assert access["gen"] == refresh["gen"] == 0
+    assert access["sid"] == refresh["sid"] == str(uuid.UUID(access["sid"]))
 
 
 def test_login_username_in_other_case_succeeds(client, make):
@@ -402,20 +402,19 @@ def test_refresh_without_token_is_401(client):
 
 
 def test_rotate_same_refresh_token_twice_concurrently_is_401(app, make):
-    """Two requests that both passed the blocklist check: only the first may rotate."""
-    from api.auth.services import rotate
-    from api.problems import ProblemError
+    """Two requests that both passed the session check: only the first may rotate; the second,
+    within the grace, is refused without ending the session."""
+    from security.sessions import Outcome, rotate
 
     account = make.account("survivor")
     claims = claims_of(account["refresh_token"])
     with app.app_context():
-        owner = db.session.get(Account, uuid.UUID(account["id"]))
-        pair = rotate(owner, claims)
-        assert claims_of(pair["refresh_token"])["sub"] == account["id"]
-        with pytest.raises(ProblemError) as refused:
-            rotate(owner, claims)
-    assert refused.value.status == 401
-    assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+        first = rotate(claims["sid"], claims["jti"], uuid.UUID(account["id"]))
+        second = rotate(claims["sid"], claims["jti"], uuid.UUID(account["id"]))
+    assert first.outcome == Outcome.ROTATED
+    assert first.grant is not None and first.grant.session_id == claims["sid"]
+    assert first.grant.refresh_jti != claims["jti"]
+    assert (second.outcome, second.grant) == (Outcome.CONCURRENT, None)
 
 
 # --- logout ---------------------------------------------------------------------------------
@@ -429,10 +428,11 @@ def test_logout_is_204_and_kills_the_access_token(client, make):
     assert_problem(client.get(ME, headers=account["headers"]), 401, detail="The token has been revoked.")
 
 
-def test_logout_without_refresh_token_leaves_it_working(client, make):
+def test_logout_without_refresh_token_ends_the_session_its_refresh_token_too(client, make):
+    """API.md §2 (v1.1): logout ends the session the access token belongs to."""
     account = make.account("survivor")
-    client.post(LOGOUT, headers=account["headers"])
-    assert client.post(REFRESH, headers=bearer(account["refresh_token"])).status_code == 200
+    assert client.post(LOGOUT, headers=account["headers"]).status_code == 204
+    assert_problem(client.post(REFRESH, headers=bearer(account["refresh_token"])), 401)
 
 
 def test_logout_with_empty_body_is_204(client, make):
@@ -465,14 +465,15 @@ def test_logout_twice_with_the_same_token_is_401(client, make):
     assert_problem(client.post(LOGOUT, headers=account["headers"]), 401)
 
 
-def test_logout_with_already_revoked_refresh_token_is_204(client, make):
+def test_logout_with_a_rotated_out_refresh_token_is_204_and_ends_the_session(client, make):
     account = make.account("survivor")
     rotated = client.post(REFRESH, headers=bearer(account["refresh_token"])).get_json()
     response = client.post(
         LOGOUT, json={"refresh_token": account["refresh_token"]}, headers=account["headers"]
     )
     assert response.status_code == 204
-    assert client.post(REFRESH, headers=bearer(rotated["refresh_token"])).status_code == 200
+    assert_problem(client.post(REFRESH, headers=bearer(rotated["refresh_token"])), 401)
+    assert_problem(client.get(ME, headers=bearer(rotated["access_token"])), 401)
 
 
 def test_logout_with_refresh_token_of_another_account_is_422_and_revokes_nothing(client, make):

@@ -171,6 +171,8 @@ def test_move_concurrently_with_one_if_match_applies_one(live: GunicornServer, a
 
 
 def test_refresh_concurrently_with_one_token_rotates_once(live: GunicornServer, app: Flask):
+    """Exactly one new pair; the others, within REFRESH_REUSE_GRACE, are refused and the
+    session lives on (the holder's own concurrent refreshes are not a theft)."""
     (tokens,) = accounts_logged_in(live, app, 1)
     refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
 
@@ -186,6 +188,91 @@ def test_refresh_concurrently_with_one_token_rotates_once(live: GunicornServer, 
         )
     assert again.status_code == 401
     assert rotated.status_code == 200
+
+
+def assert_pair_dead(client: Any, pair: dict[str, Any]) -> None:
+    """Neither token of the pair is accepted any more."""
+    assert client.get("/api/v1/auth/me", headers=bearer(pair)).status_code == 401
+    refresh = {"Authorization": f"Bearer {pair['refresh_token']}"}
+    assert client.post("/api/v1/auth/refresh", headers=refresh).status_code == 401
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_logout_racing_a_refresh_never_leaves_a_live_token(live: GunicornServer, app: Flask, round_: int):
+    """Whichever wins, the session ends: a pair the refresh issued first dies with it."""
+    (tokens,) = accounts_logged_in(live, app, 1)
+    refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+
+    logout, rotated = at_once(
+        live,
+        [
+            lambda c: c.post("/api/v1/auth/logout", headers=bearer(tokens)),
+            lambda c: c.post("/api/v1/auth/refresh", headers=refresh),
+        ],
+    )
+
+    assert_no_server_errors([logout, rotated])
+    assert logout.status_code == 204
+    assert rotated.status_code in (200, 401), rotated.text
+    with live.client() as client:
+        assert_pair_dead(client, tokens)
+        if rotated.status_code == 200:
+            assert_pair_dead(client, rotated.json())
+
+
+def test_password_change_racing_another_sessions_refresh_ends_that_session(live: GunicornServer, app: Flask):
+    (first,) = accounts_logged_in(live, app, 1)
+    with live.client() as client:
+        me = client.get("/api/v1/auth/me", headers=bearer(first)).json()
+        second = client.post(
+            "/api/v1/auth/login", json={"username": me["username"], "password": PASSWORD}
+        ).json()
+    body = {"current_password": PASSWORD, "new_password": "another-lantern-river-77"}
+    refresh = {"Authorization": f"Bearer {second['refresh_token']}"}
+
+    changed, rotated = at_once(
+        live,
+        [
+            lambda c: c.post("/api/v1/auth/password", json=body, headers=bearer(first)),
+            lambda c: c.post("/api/v1/auth/refresh", headers=refresh),
+        ],
+    )
+
+    assert_no_server_errors([changed, rotated])
+    assert changed.status_code == 204
+    with live.client() as client:
+        assert_pair_dead(client, second)
+        if rotated.status_code == 200:
+            assert_pair_dead(client, rotated.json())
+        assert client.get("/api/v1/auth/me", headers=bearer(first)).status_code == 200
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_login_racing_a_password_change_never_keeps_a_session(
+    live: GunicornServer, app: Flask, round_: int
+):
+    """Whichever commits first, no session started with the old password outlives the change:
+    before it, the change ends it; after it, the login is refused (found from outside)."""
+    (holder,) = accounts_logged_in(live, app, 1)
+    with live.client() as client:
+        username = client.get("/api/v1/auth/me", headers=bearer(holder)).json()["username"]
+    body = {"current_password": PASSWORD, "new_password": "another-lantern-river-77"}
+
+    changed, login = at_once(
+        live,
+        [
+            lambda c: c.post("/api/v1/auth/password", json=body, headers=bearer(holder)),
+            lambda c: c.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD}),
+        ],
+    )
+
+    assert_no_server_errors([changed, login])
+    assert changed.status_code == 204
+    assert login.status_code in (200, 401), login.text
+    with live.client() as client:
+        if login.status_code == 200:
+            assert_pair_dead(client, login.json())
+        assert client.get("/api/v1/auth/me", headers=bearer(holder)).status_code == 200
 
 
 def test_register_concurrently_one_name_in_any_case_creates_one(live: GunicornServer, app: Flask):

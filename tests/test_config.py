@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ def test_load_settings_defaults(tmp_path):
         "JWT_SECRET_KEY": SECRET,
         "JWT_ACCESS_TOKEN_EXPIRES": 900,
         "JWT_REFRESH_TOKEN_EXPIRES": 7 * 86400,
+        "SESSION_MAX_AGE": timedelta(days=30),
+        "REFRESH_REUSE_GRACE": 5,
         "ALLOW_REGISTRATION": True,
         "INFECTION_THRESHOLD": 3,
         "RATELIMIT_DEFAULT": "600/minute",
@@ -77,6 +80,8 @@ def test_load_settings_reads_every_variable(tmp_path):
         JWT_SECRET_KEY=STRONG,
         JWT_ACCESS_TTL=" 300 ",
         JWT_REFRESH_TTL="3600",
+        SESSION_MAX_AGE="86400",
+        REFRESH_REUSE_GRACE="0",
         ALLOW_REGISTRATION="off",
         INFECTION_THRESHOLD="5",
         RATELIMIT_DEFAULT="100 per minute; 5/second",
@@ -101,6 +106,8 @@ def test_load_settings_reads_every_variable(tmp_path):
         "JWT_SECRET_KEY": STRONG,
         "JWT_ACCESS_TOKEN_EXPIRES": 300,
         "JWT_REFRESH_TOKEN_EXPIRES": 3600,
+        "SESSION_MAX_AGE": timedelta(days=1),
+        "REFRESH_REUSE_GRACE": 0,
         "ALLOW_REGISTRATION": False,
         "INFECTION_THRESHOLD": 5,
         "RATELIMIT_DEFAULT": "100 per minute; 5/second",
@@ -151,6 +158,11 @@ BAD_VALUES = [
     ("JWT_ACCESS_TTL", "86401"),
     ("JWT_REFRESH_TTL", "59"),
     ("JWT_REFRESH_TTL", str(90 * 86400 + 1)),
+    ("SESSION_MAX_AGE", "59"),
+    ("SESSION_MAX_AGE", str(365 * 86400 + 1)),
+    ("REFRESH_REUSE_GRACE", "-1"),
+    ("REFRESH_REUSE_GRACE", "11"),
+    ("REFRESH_REUSE_GRACE", "5s"),
     ("ALLOW_REGISTRATION", "maybe"),
     ("INFECTION_THRESHOLD", "0"),
     ("INFECTION_THRESHOLD", "2.5"),

@@ -11,7 +11,13 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from swagger_ui_bundle import swagger_ui_path
 
-from api.openapi import BEARER_SCHEME, ProblemResponsesPlugin, app_api, register_security_scheme
+from api.openapi import (
+    BEARER_SCHEME,
+    REFRESH_SCHEME,
+    ProblemResponsesPlugin,
+    app_api,
+    register_security_scheme,
+)
 from tests.conftest import assert_problem
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -228,4 +234,5 @@ def test_register_security_scheme_is_idempotent(app):
         before = dict(api.spec.components.security_schemes)
         register_security_scheme(api)
         assert api.spec.components.security_schemes == before
-        assert list(before) == [BEARER_SCHEME, "metricsToken"]  # the JWT scheme, and /metrics' own
+        # The access-token scheme, the refresh endpoint's own, and /metrics' own.
+        assert list(before) == [BEARER_SCHEME, REFRESH_SCHEME, "metricsToken"]

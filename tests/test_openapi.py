@@ -46,6 +46,9 @@ def test_openapi_declares_bearer_jwt_and_global_security(app):
     assert spec["security"] == [{"bearerAuth": []}]
     metrics = spec["components"]["securitySchemes"]["metricsToken"]
     assert metrics == {**metrics, "type": "http", "scheme": "bearer"} and "bearerFormat" not in metrics
+    refresh = spec["components"]["securitySchemes"]["refreshToken"]
+    assert refresh == {**refresh, "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert "/api/v1/auth/refresh" in refresh["description"]
     assert all(server["url"].startswith("https://") for server in spec["servers"])
     for path, method, operation in _operations(spec):
         if path in PUBLIC:
@@ -53,6 +56,9 @@ def test_openapi_declares_bearer_jwt_and_global_security(app):
         elif path == "/metrics":  # the scraper's own token, not a JWT (api/metrics.py)
             assert operation["security"] == [{"metricsToken": []}], (path, method)
             assert "401" in operation["responses"] and "404" in operation["responses"]
+        elif path == "/api/v1/auth/refresh":  # takes the refresh token, not the access token
+            assert operation["security"] == [{"refreshToken": []}], (path, method)
+            assert "401" in operation["responses"]
         else:
             assert "security" not in operation and "401" in operation["responses"], (path, method)
 

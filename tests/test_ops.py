@@ -110,11 +110,11 @@ def test_readyz_with_redis_down_is_503(redis_app):
 def test_readyz_with_redis_up_is_ok_and_reuses_one_client(redis_app, monkeypatch):
     pings: list[Redis] = []
 
-    def ping(self: Redis, **_kwargs: Any) -> bool:
+    def info(self: Redis, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
         pings.append(self)
-        return True
+        return {"maxmemory": 0, "maxmemory_policy": "noeviction"}
 
-    monkeypatch.setattr(Redis, "ping", ping)
+    monkeypatch.setattr(Redis, "info", info)
     client = redis_app("redis://127.0.0.1:6379/15").test_client()
     for _ in range(2):
         response = client.get("/readyz")
@@ -123,8 +123,38 @@ def test_readyz_with_redis_up_is_ok_and_reuses_one_client(redis_app, monkeypatch
     assert len(pings) == 2 and pings[0] is pings[1]
 
 
+def test_readyz_with_the_real_redis_reads_its_memory_policy(redis_app):
+    response = redis_app("redis://127.0.0.1:6379/15").test_client().get("/readyz")
+    assert response.get_json()["checks"]["redis"] == "ok"  # this machine's Redis: no maxmemory
+
+
+@pytest.mark.parametrize(
+    ("memory", "ready"),
+    [
+        ({"maxmemory": 209715200, "maxmemory_policy": "noeviction"}, True),
+        ({"maxmemory": 0, "maxmemory_policy": "allkeys-lru"}, True),  # no cap: nothing is evicted
+        ({"maxmemory": 209715200, "maxmemory_policy": "volatile-lru"}, False),
+        ({"maxmemory": 209715200, "maxmemory_policy": "volatile-ttl"}, False),
+        ({"maxmemory": 209715200, "maxmemory_policy": "allkeys-lru"}, False),
+    ],
+)
+def test_readyz_refuses_a_redis_that_may_evict(redis_app, monkeypatch, capsys, memory, ready):
+    """An evicting Redis drops an ended session's key (it has a TTL) and keeps the marker: the
+    session's tokens would come back to life. Such a replica is not ready."""
+    monkeypatch.setattr(Redis, "info", lambda self, *_args, **_kwargs: memory)
+    capsys.readouterr()
+    response = redis_app("redis://127.0.0.1:6379/15").test_client().get("/readyz")
+    if ready:
+        assert response.status_code == 200
+        return
+    assert assert_problem(response, 503)["checks"] == {"database": "ok", "redis": "failed"}
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (failure,) = [line for line in logged if line["message"] == "readiness check failed"]
+    assert failure["error"] == "maxmemory-policy must be noeviction"
+
+
 def test_readyz_redis_client_is_bounded_in_time(redis_app, monkeypatch):
-    monkeypatch.setattr(Redis, "ping", lambda self, **_kwargs: True)
+    monkeypatch.setattr(Redis, "info", lambda self, *_args, **_kwargs: {})
     application = redis_app("redis://127.0.0.1:6379/15")
     application.test_client().get("/readyz")
     client = application.extensions["redis"]

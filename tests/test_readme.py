@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -37,6 +38,19 @@ def test_readme_walk_through_trades_and_reports(app, db_url: str, tmp_path: Path
         lines
     )
     assert any('"status":"completed"' in line for line in lines), lines
-    assert lines[-1] == (
+    assert (
         '{"total":4,"infected":1,"non_infected":3,"infected_percentage":25.0,"non_infected_percentage":75.0}'
-    )
+        in lines
+    ), lines
+    # Step 6: two sessions listed, the current one marked; then each end takes effect at once.
+    (sessions,) = [json.loads(line) for line in lines if line.startswith('{"items"')]
+    assert sessions["total"] == 2
+    assert sorted((s["current"], s["user_agent"]) for s in sessions["items"])[0] == (False, "ada-phone/1.0")
+    outcomes = [line for line in result.stdout.splitlines() if ": " in line and not line.startswith("{")]
+    assert outcomes == [
+        "end other sessions: 204",
+        "the phone afterwards: 401",
+        "password change: 204",
+        "logout: 204",
+        "this token afterwards: 401",
+    ], result.stdout

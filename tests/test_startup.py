@@ -186,4 +186,4 @@ def test_flask_db_upgrade_on_fresh_sqlite_file_creates_schema(tmp_path: Path):
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert {"alembic_version", "accounts", "survivors", "infection_reports", "revoked_tokens"} <= tables
+    assert {"alembic_version", "accounts", "survivors", "infection_reports", "sessions"} <= tables

@@ -11,18 +11,16 @@ import json
 import time
 import uuid
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import jwt as pyjwt
 import pytest
 from flask import Flask
 from jwt.warnings import InsecureKeyLengthWarning
-from sqlalchemy import func, select
 
-from api.extensions import db
 from security import jwt as jwt_module
-from security.tokens import RevokedToken, decode_refresh_token, is_revoked, revoke, well_formed
+from security.tokens import decode_refresh_token, well_formed
 from tests.conftest import SECRET, assert_problem
 
 ME = "/api/v1/auth/me"
@@ -45,10 +43,14 @@ def claims(account: dict[str, Any], **changes: Any) -> dict[str, Any]:
         "exp": now + 600,
         "iss": ISSUER,
         "aud": AUDIENCE,
-        "gen": 0,
+        "sid": unverified(account["access_token"])["sid"],
     }
     base.update(changes)
     return {key: value for key, value in base.items() if value is not DROP}
+
+
+def unverified(token: str) -> dict[str, Any]:
+    return pyjwt.decode(token, options={"verify_signature": False})
 
 
 def mint(payload: dict[str, Any], key: str | None = SECRET, algorithm: str = "HS256") -> str:
@@ -114,12 +116,14 @@ def _attack_token(kind: str, account: dict[str, Any]) -> str:
         return mint(claims(account, sub=str(uuid.uuid4())))
     if kind == "sub not a string":
         return mint(claims(account, sub=12345))
-    if kind == "stale generation":
-        return mint(claims(account, gen=-1))
-    if kind == "no gen":
-        return mint(claims(account, gen=DROP))
-    if kind == "gen not an integer":
-        return mint(claims(account, gen="0"))
+    if kind == "another session":
+        return mint(claims(account, sid=str(uuid.uuid4())))
+    if kind == "no sid":
+        return mint(claims(account, sid=DROP))
+    if kind == "sid not a uuid":
+        return mint(claims(account, sid="session-1"))
+    if kind == "sid not canonical":
+        return mint(claims(account, sid=unverified(account["access_token"])["sid"].upper()))
     if kind == "no jti":
         return mint(claims(account, jti=DROP))
     if kind == "jti too long":
@@ -161,9 +165,10 @@ ATTACKS = [
     "sub not a uuid",
     "sub of no account",
     "sub not a string",
-    "stale generation",
-    "no gen",
-    "gen not an integer",
+    "another session",
+    "no sid",
+    "sid not a uuid",
+    "sid not canonical",
     "no jti",
     "jti too long",
     "jti not a string",
@@ -266,12 +271,12 @@ def _refresh_attack(kind: str, account: dict[str, Any]) -> str:
         "wrong aud": mint({**refresh, "aud": "x"}),
         "access token": account["access_token"],
         "no jti": mint({k: v for k, v in refresh.items() if k != "jti"}),
-        "stale generation": mint({**refresh, "gen": 3}),
+        "another session": mint({**refresh, "sid": str(uuid.uuid4())}),
     }[kind]
 
 
 @pytest.mark.parametrize(
-    "kind", ["alg none", "other key", "expired", "wrong aud", "access token", "no jti", "stale generation"]
+    "kind", ["alg none", "other key", "expired", "wrong aud", "access token", "no jti", "another session"]
 )
 def test_refresh_route_with_bad_token_is_401(client, account, kind):
     response = client.post(REFRESH, headers={"Authorization": f"Bearer {_refresh_attack(kind, account)}"})
@@ -279,7 +284,7 @@ def test_refresh_route_with_bad_token_is_401(client, account, kind):
 
 
 def test_refresh_minted_with_the_key_and_right_claims_is_accepted(client, account):
-    token = mint(claims(account, type="refresh"))
+    token = mint(claims(account, type="refresh", jti=unverified(account["refresh_token"])["jti"]))
     assert client.post(REFRESH, headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
@@ -371,15 +376,18 @@ def test_tokens_of_one_app_are_valid_on_another_with_the_same_secret(short_ttl_a
 # --- security.tokens units ------------------------------------------------------------------
 
 
+SID = "0b0e8c8e-51a4-4b3e-9c8f-1f2d3c4b5a69"
+
+
 def _claims(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"jti": "abc", "type": "access", "exp": 2_000_000_000, "gen": 0}
+    base: dict[str, Any] = {"jti": "abc", "type": "access", "exp": 2_000_000_000, "sid": SID}
     base.update(changes)
     return {key: value for key, value in base.items() if value is not DROP}
 
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"type": "refresh"}, {"jti": "j" * 64}, {"exp": 2_000_000_000.5}, {"gen": 7}],
+    [{}, {"type": "refresh"}, {"jti": "j" * 64}],
 )
 def test_well_formed_accepts_claims_we_issue(changes):
     assert well_formed(_claims(**changes)) is True
@@ -398,10 +406,14 @@ def test_well_formed_accepts_claims_we_issue(changes):
         {"exp": DROP},
         {"exp": "2000000000"},
         {"exp": True},
-        {"gen": DROP},
-        {"gen": "0"},
-        {"gen": False},
-        {"gen": 0.0},
+        {"exp": 2_000_000_000.5},
+        {"exp": 1e300},
+        {"sid": DROP},
+        {"sid": None},
+        {"sid": 7},
+        {"sid": "not-a-uuid"},
+        {"sid": SID.upper()},
+        {"sid": "{" + SID + "}"},
     ],
 )
 def test_well_formed_refuses_claims_we_never_issue(changes):
@@ -422,45 +434,11 @@ def test_decode_refresh_token_refuses_anything_else(app, account, kind):
         "access": account["access_token"],
         "garbage": "garbage",
         "other key": mint(claims(account, type="refresh"), "another-secret-" + "k" * 32),
-        "malformed claims": mint(claims(account, type="refresh", gen=DROP)),
+        "malformed claims": mint(claims(account, type="refresh", sid=DROP)),
         "expired": mint(claims(account, type="refresh", iat=now - 100, exp=now - 1)),
     }[kind]
     with app.app_context():
         assert decode_refresh_token(token) is None
-
-
-def test_revoke_is_true_once_then_false(app):
-    exp = int(time.time()) + 600
-    with app.app_context():
-        assert is_revoked("jti-1") is False
-        assert revoke("jti-1", exp) is True
-        assert revoke("jti-1", exp) is False
-        db.session.commit()
-        assert is_revoked("jti-1") is True
-        assert is_revoked("jti-2") is False
-
-
-def test_revoke_prunes_entries_of_tokens_already_expired(app):
-    now = int(time.time())
-    with app.app_context():
-        revoke("long-dead", now - 3600)
-        revoke("still-live", now + 3600)
-        db.session.commit()
-        revoke("new-one", now + 3600)
-        db.session.commit()
-        remaining = set(db.session.scalars(select(RevokedToken.jti)))
-        count = db.session.scalar(select(func.count()).select_from(RevokedToken))
-    assert remaining == {"still-live", "new-one"}
-    assert count == 2
-
-
-def test_revoked_entry_keeps_the_tokens_expiry(app):
-    exp = int(time.time()) + 1234
-    with app.app_context():
-        revoke("timed", exp)
-        db.session.commit()
-        stored = db.session.scalar(select(RevokedToken.expires_at).where(RevokedToken.jti == "timed"))
-    assert stored == datetime.fromtimestamp(exp, UTC)
 
 
 def test_a_request_verifies_its_token_once(app: Flask, client, make, monkeypatch):

@@ -10,6 +10,7 @@ HTTP/1.1 request without Host is 400 (RFC 9112 §3.2).
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import secrets
@@ -312,3 +313,31 @@ def test_json_declared_in_another_charset_is_415(client, make, charset):
         headers={**owner["headers"], "Content-Type": "application/json; charset=UTF-8"},
     )
     assert utf8.status_code == 201
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "x-gzip", "identity, gzip", "compress"])
+def test_a_content_coded_body_is_415_and_creates_nothing(app, client, make, coding):
+    """RFC 9110 §15.5.16: a coding the server does not decode is 415, never read as plain JSON
+    (found from outside: a gzip label on a plain body was judged as if it were plain)."""
+    owner = make.account("survivor")
+    body = json.dumps(make.survivor_body()).encode()
+    if "gzip" in coding:
+        body = gzip.compress(body)
+    response = client.post(
+        SURVIVORS,
+        data=body,
+        headers={**owner["headers"], "Content-Type": "application/json", "Content-Encoding": coding},
+    )
+    assert "Content-Encoding" in assert_problem(response, 415)["detail"]
+    assert client.get("/api/v1/auth/me", headers=owner["headers"]).get_json()["survivor_id"] is None
+
+
+@pytest.mark.parametrize("coding", ["identity", "IDENTITY", " identity "])
+def test_the_identity_coding_is_a_plain_body(client, make, coding):
+    owner = make.account("survivor")
+    response = client.post(
+        SURVIVORS,
+        data=json.dumps(make.survivor_body()),
+        headers={**owner["headers"], "Content-Type": "application/json", "Content-Encoding": coding},
+    )
+    assert response.status_code == 201

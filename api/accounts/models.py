@@ -6,7 +6,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Enum, Integer, String
+from sqlalchemy import Boolean, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.database import Timestamps, UUIDPrimaryKey
@@ -33,10 +33,9 @@ class Account(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-define
         Enum(Role, name="account_role", values_callable=lambda roles: [r.value for r in roles]),
         nullable=False,
     )
+    # Disabling also ends every session (security/sessions.py), so tokens issued before a
+    # disable stay dead after the account is enabled again.
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
-    # Bumped on disable: tokens carry the generation they were issued under, so every token
-    # issued before a disable stays dead even after the account is enabled again.
-    token_generation: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,4 +47,3 @@ class Actor:
     id: uuid.UUID
     username: str
     role: Role
-    token_generation: int

@@ -66,9 +66,10 @@ class AccountById(MethodView):
     @blp.response(200, AccountSchema)
     @blp.alt_response(409, "Conflict")
     def patch(self, body: dict[str, Any], account_id: uuid.UUID) -> Any:
-        """Change an account's role, or disable / enable it.
+        """Change an account's role, disable / enable it, or reset its password.
 
         Admin only. Disabling makes every token of the account fail at once (and tokens issued
-        before stay dead after re-enabling); a role change applies from the next request.
+        before stay dead after re-enabling); a role change applies from the next request; a new
+        password (the rules of registration, else 422) ends every session of the account.
         """
         return services.update_account(current_user, account_id, body)

@@ -47,10 +47,10 @@ def username_field() -> ma.fields.String:
     )
 
 
-def password_field() -> ma.fields.String:
+def password_field(required: bool = True) -> ma.fields.String:
     """12-128 characters; the common-password rule runs in the service."""
     return ma.fields.String(
-        required=True,
+        required=required,
         load_only=True,
         validate=validate.Length(MIN_LENGTH, MAX_LENGTH),
         metadata={"format": "password", "minLength": MIN_LENGTH, "maxLength": MAX_LENGTH},
@@ -71,10 +71,11 @@ class AccountCreateSchema(RegisterSchema):
 
 
 class AccountUpdateSchema(BaseSchema):
-    """Role change and disable/enable."""
+    """Role change, disable/enable, and a password reset (which ends every session)."""
 
     role = ma.fields.String(validate=validate.OneOf(ROLES), metadata={"enum": ROLES})
     disabled = StrictBoolean()
+    password = password_field(required=False)
 
 
 class AccountSchema(BaseSchema):

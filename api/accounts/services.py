@@ -7,16 +7,17 @@ import uuid
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.accounts.models import Account, Actor, Role
 from api.accounts.schemas import USERNAME_RULE, is_username
-from api.database import write_transaction
+from api.database import utcnow, write_transaction
 from api.extensions import db
 from api.pagination import Window, page_of
 from api.problems import ProblemError
 from security.passwords import Passwords, password_problem
+from security.sessions import EndReason, end_sessions
 
 audit = logging.getLogger("resistance.audit")
 
@@ -26,17 +27,18 @@ def passwords() -> Passwords:
     return current_app.extensions["passwords"]
 
 
-def _check_password(password: str) -> None:
+def check_password_rules(password: str, field: str = "password") -> None:
+    """422 naming `field` when the password breaks a rule (length, the common-password list)."""
     problem = password_problem(password)
     if problem:
-        raise ProblemError(422, "The password is not acceptable.", errors={"password": [problem]})
+        raise ProblemError(422, "The password is not acceptable.", errors={field: [problem]})
 
 
 def create_account(username: str, password: str, role: Role | str) -> Account:
     """Create an account; 409 when the name is taken in any letter case (decided by a unique key)."""
     if not is_username(username):  # the shell command reaches here without a schema
         raise ProblemError(422, "The username is not acceptable.", errors={"username": [USERNAME_RULE]})
-    _check_password(password)
+    check_password_rules(password)
     account = Account(
         username=username,
         username_key=username.lower(),
@@ -55,8 +57,14 @@ def create_account(username: str, password: str, role: Role | str) -> Account:
     return account
 
 
-def authenticate(username: str, password: str) -> Account | None:
-    """The account for these credentials, or None; the same work is done either way."""
+def authenticate(username: str, password: str) -> tuple[uuid.UUID, str] | None:
+    """The account id for these credentials and the hash they were verified against, or None;
+    the same work is done either way.
+
+    The hash goes with the id so that what follows (a session started, security/sessions.py)
+    happens only if the password is still that one: a change, a reset or a disable committed
+    while Argon2 ran is never undone by a login that began before it.
+    """
     # A name no account can have never reaches the database: a NUL byte, say, would make
     # PostgreSQL fail (a 500 where every bad login must be the same 401).
     account = None
@@ -65,34 +73,46 @@ def authenticate(username: str, password: str) -> Account | None:
     if account is None:
         passwords().dummy_verify(password)
         return None
-    ok, new_hash = passwords().verify(account.password_hash, password)
+    account_id, verified = account.id, account.password_hash
+    ok, new_hash = passwords().verify(verified, password)
     if not ok or account.disabled:
         return None
-    if new_hash:
+    if new_hash:  # stronger parameters: store the new hash, unless the password changed meanwhile
         with write_transaction():
-            account.password_hash = new_hash
-            db.session.add(account)
-    return account
+            if not replace_password_hash(account_id, verified, new_hash):
+                return None
+        verified = new_hash
+    return account_id, verified
+
+
+def replace_password_hash(account_id: uuid.UUID, expected: str, new_hash: str) -> bool:
+    """Compare-and-set the stored hash (inside a write transaction): False, and nothing written,
+    when it is no longer `expected` (another change won the race)."""
+    replaced = db.session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.password_hash == expected)
+        .values(password_hash=new_hash, updated_at=utcnow())
+        .returning(Account.id)
+    ).first()
+    return replaced is not None
 
 
 # Built once: SQLAlchemy memoises a statement's cache key, so each request only binds values.
-ACTOR_QUERY = select(Account.id, Account.username, Account.role, Account.token_generation).where(
-    Account.id == bindparam("id"),
-    Account.disabled.is_(False),
-    Account.token_generation == bindparam("generation"),
+ACTOR_QUERY = select(Account.id, Account.username, Account.role).where(
+    Account.id == bindparam("id"), Account.disabled.is_(False)
 )
 
 
-def load_active(account_id: str, generation: Any) -> Actor | None:
-    """The account a token names, if it is still enabled and the token's generation is current.
+def load_active(account_id: str) -> Actor | None:
+    """The account a token names, if it is still enabled (its session was checked before).
 
-    Runs on every authenticated request: a prepared Core select of four columns, not an ORM load.
+    Runs on every authenticated request: a prepared Core select of three columns, not an ORM load.
     """
     try:
         key = uuid.UUID(account_id)
     except (TypeError, ValueError):
         return None
-    row = db.session.connection().execute(ACTOR_QUERY, {"id": key, "generation": generation}).first()
+    row = db.session.connection().execute(ACTOR_QUERY, {"id": key}).first()
     return None if row is None else Actor(*row)
 
 
@@ -102,7 +122,14 @@ def list_accounts(window: Window) -> tuple[list[Account], int]:
 
 
 def update_account(actor: Actor, account_id: uuid.UUID, changes: dict[str, Any]) -> Account:
-    """Change role and/or disabled; disabling kills every token issued so far."""
+    """Change role, disabled and/or password (an admin's reset).
+
+    Disabling, and a new password, end every session of the account in the same transaction:
+    every token issued so far is dead at once, and stays dead after re-enabling.
+    """
+    if "password" in changes:
+        check_password_rules(changes["password"])
+        new_hash = passwords().hash(changes["password"])
     with write_transaction() as session:
         account = session.get(Account, account_id, with_for_update=True)
         if account is None:
@@ -111,21 +138,34 @@ def update_account(actor: Actor, account_id: uuid.UUID, changes: dict[str, Any])
             changes.get("disabled") or changes.get("role", Role.ADMIN) != Role.ADMIN
         ):
             raise ProblemError(409, "An admin cannot disable or demote their own account.")
+        if account.id == actor.id and "password" in changes:
+            # ASVS V2.1.6: changing one's own password takes the current one (POST /auth/password),
+            # so a stolen access token alone cannot take the account over.
+            raise ProblemError(409, "Change your own password with POST /api/v1/auth/password.")
         if "role" in changes:
             account.role = Role(changes["role"])
-        if changes.get("disabled") and not account.disabled:
-            account.token_generation += 1
+        if changes.get("disabled"):
+            end_sessions(account.id, EndReason.ACCOUNT_DISABLED)
         if "disabled" in changes:
             account.disabled = changes["disabled"]
+        if "password" in changes:
+            account.password_hash = new_hash
+            end_sessions(account.id, EndReason.PASSWORD_RESET)
+    logged = {name: value for name, value in changes.items() if name != "password"}
     audit.info(
         "account changed",
         extra={
             "event": "account.changed",
             "target": str(account.id),
             "actor": str(actor.id),
-            "changes": changes,
+            "changes": logged,
         },
     )
+    if "password" in changes:
+        audit.info(
+            "password reset",
+            extra={"event": "password.reset", "target": str(account.id), "actor": str(actor.id)},
+        )
     return account
 
 

@@ -1,11 +1,13 @@
-"""/api/v1/auth: register, login, refresh, logout, me."""
+"""/api/v1/auth: register, login, refresh, logout, me, password change and sessions."""
 
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
 
@@ -13,10 +15,19 @@ from api.accounts.models import Role
 from api.accounts.schemas import RegisteredSchema, RegisterSchema
 from api.accounts.services import create_account
 from api.auth import services
-from api.auth.schemas import LoginSchema, LogoutSchema, MeSchema, TokenPairSchema
-from api.openapi import Blueprint
+from api.auth.schemas import (
+    LoginSchema,
+    LogoutSchema,
+    MeSchema,
+    PasswordChangeSchema,
+    SessionPageSchema,
+    SessionQuerySchema,
+    TokenPairSchema,
+)
+from api.openapi import REFRESH_SCHEME, Blueprint
+from api.pagination import paginated
 from api.survivors.services import survivor_id_of
-from security.limiter import auth_rate_limited
+from security.limiter import auth_rate_limited, password_rate_limited
 from security.permissions import public, refresh_token_required
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
@@ -63,24 +74,40 @@ class Login(MethodView):
     def post(self, body: dict[str, Any]) -> Any:
         """Exchange credentials for an access and a refresh token.
 
-        Public. Usernames match case-insensitively; bad credentials, a malformed username and a
-        disabled account all get the same 401. Strict per-IP RATELIMIT_AUTH bucket.
+        Public. Starts a new session (GET /api/v1/auth/sessions lists it). Usernames match
+        case-insensitively; bad credentials, a malformed username and a disabled account all get
+        the same 401. Strict per-IP RATELIMIT_AUTH bucket.
         """
-        return services.login(body["username"], body["password"])
+        return services.login(body["username"], body["password"], request.headers.get("User-Agent"))
+
+
+# OpenAPI link: what a client (and a stateful fuzzer) can do with a listed session.
+SESSION_LINKS = {
+    "EndSession": {
+        "operationId": "deleteSessionById",
+        "parameters": {"session_id": "$response.body#/items/0/id"},
+        "description": "End the first listed session.",
+    },
+}
 
 
 @blp.route("/refresh")
 class Refresh(MethodView):
     @auth_rate_limited
     @refresh_token_required
+    @blp.doc(security=[{REFRESH_SCHEME: []}])
     @blp.response(200, TokenPairSchema)
     def post(self) -> Any:
-        """Exchange a refresh token for a new pair; the used refresh token is revoked.
+        """Rotate the session's token pair with its refresh token.
 
-        Send the refresh token as the bearer token (an access token is refused with 401);
-        presenting a used refresh token again is 401. Strict per-IP RATELIMIT_AUTH bucket.
+        Send the refresh token (not the access token, 401) as the bearer token. The used refresh
+        token dies: presented again it is 401, and it means it was stolen (RFC 9700 §4.14.2):
+        the whole session ends. Only the token the last refresh replaced, back within
+        REFRESH_REUSE_GRACE seconds, is taken for a concurrent refresh of the same holder
+        instead: 401, the session lives, exactly one new pair exists. Strict per-IP
+        RATELIMIT_AUTH bucket.
         """
-        return services.rotate(current_user, get_jwt())
+        return services.refresh(current_user, get_jwt())
 
 
 @blp.route("/logout")
@@ -88,11 +115,61 @@ class Logout(MethodView):
     @blp.arguments(LogoutSchema(partial=True), required=False)
     @blp.response(204)
     def post(self, body: dict[str, Any]) -> None:
-        """Revoke the access token used (and a refresh token, when given).
+        """End the session of the access token used.
 
-        Any account. Revocation takes effect at once on every replica.
+        Any account. Every token of the session (access and refresh) is 401 from then on, on
+        every replica. A refresh_token of the account, when given, ends its session too.
         """
         services.logout(current_user, get_jwt(), (body or {}).get("refresh_token"))
+
+
+@blp.route("/password")
+class Password(MethodView):
+    @password_rate_limited
+    @blp.arguments(PasswordChangeSchema)
+    @blp.response(204)
+    @blp.alt_response(409, "Conflict")
+    def post(self, body: dict[str, Any]) -> None:
+        """Change your own password.
+
+        Any account. The current password is required (403 when wrong); the new one follows the
+        registration rules (422). Every other session of the account ends; this one stays. A
+        RATELIMIT_AUTH bucket per account. 409 when the password changed meanwhile.
+        """
+        services.change_password(current_user, get_jwt(), body["current_password"], body["new_password"])
+
+
+@blp.route("/sessions")
+class Sessions(MethodView):
+    @blp.arguments(SessionQuerySchema, location="query")
+    @blp.response(200, SessionPageSchema)
+    @blp.doc(responses={200: {"links": SESSION_LINKS}})
+    def get(self, query: dict[str, Any]) -> Any:
+        """List your live sessions.
+
+        Any account. One entry per login that has neither ended nor expired, oldest first;
+        `current` marks the session of the token used.
+        """
+        return paginated(services.list_sessions, query, account=current_user, claims=get_jwt())
+
+    @blp.response(204)
+    def delete(self) -> None:
+        """End every session but this one.
+
+        Any account. Their tokens are 401 from then on, on every replica.
+        """
+        services.end_other_sessions(current_user, get_jwt())
+
+
+@blp.route("/sessions/<uuid:session_id>")
+class SessionById(MethodView):
+    @blp.response(204)
+    def delete(self, session_id: uuid.UUID) -> None:
+        """End one of your sessions (this one too, if named).
+
+        Any account. Another account's session, or one that has ended, is 404.
+        """
+        services.end_session(current_user, session_id)
 
 
 @blp.route("/me")

@@ -5,10 +5,21 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.accounts.schemas import ROLES
-from api.schemas import BaseSchema, uuid_field
+from api.accounts.schemas import ROLES, password_field
+from api.schemas import BaseSchema, CursorPageQuerySchema, UTCDateTimeField, page_schema, uuid_field
+from security.sessions import USER_AGENT_MAX_LENGTH
 
 JWT_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
+
+
+def given_password_field() -> ma.fields.String:
+    """A password to check, not to set: loosely bounded, so a short one is wrong, not malformed."""
+    return ma.fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(max=1024),
+        metadata={"format": "password", "maxLength": 1024},
+    )
 
 
 class LoginSchema(BaseSchema):
@@ -17,12 +28,40 @@ class LoginSchema(BaseSchema):
     username = ma.fields.String(
         required=True, validate=validate.Length(max=256), metadata={"maxLength": 256, "pattern": "^.*$"}
     )
-    password = ma.fields.String(
-        required=True,
-        load_only=True,
-        validate=validate.Length(max=1024),
-        metadata={"format": "password", "maxLength": 1024},
+    password = given_password_field()
+
+
+class PasswordChangeSchema(BaseSchema):
+    """The holder's password change: the current password (403 when wrong) and the new one."""
+
+    current_password = given_password_field()
+    new_password = password_field()
+
+
+class SessionSchema(BaseSchema):
+    """One live session (a login) of the caller; `current` marks the one of the token used."""
+
+    id = uuid_field(dump_only=True)
+    created_at = UTCDateTimeField(metadata={"description": "When the login happened."})
+    last_used_at = UTCDateTimeField(
+        metadata={"description": "When the session last issued tokens (login or refresh)."}
     )
+    expires_at = UTCDateTimeField(
+        metadata={"description": "When it ends unless refreshed (never past SESSION_MAX_AGE after login)."}
+    )
+    user_agent = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "maxLength": USER_AGENT_MAX_LENGTH,
+            "pattern": "^[ -~]*$",
+            "description": "The User-Agent of the login (printable ASCII), to tell sessions apart.",
+        },
+    )
+    current = ma.fields.Boolean()
+
+
+SessionPageSchema = page_schema(SessionSchema, "SessionPage")
+SessionQuerySchema = CursorPageQuerySchema
 
 
 class TokenPairSchema(BaseSchema):

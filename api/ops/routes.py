@@ -33,9 +33,9 @@ class Liveness(MethodView):
         return {"status": "ok"}
 
 
-def _failed(check: str, exc: Exception) -> str:
-    # The reason goes to the logs (exception type only: messages can carry URLs and passwords).
-    log.warning("readiness check failed", extra={"check": check, "error": type(exc).__name__})
+def _failed(check: str, reason: str) -> str:
+    # The reason goes to the logs (an exception's type only: messages can carry URLs and passwords).
+    log.warning("readiness check failed", extra={"check": check, "error": reason})
     return "failed"
 
 
@@ -44,18 +44,23 @@ def _database_check() -> str:
         db.session.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means 'not ready'
         db.session.rollback()
-        return _failed("database", exc)
+        return _failed("database", type(exc).__name__)
     return "ok"
 
 
 def _redis_check() -> str:
+    """Redis answers, and never evicts: ended sessions, rate-limit windows and cached bodies
+    all carry a TTL, and a `volatile-*` or `allkeys-*` policy would drop an ended session's key
+    first and bring its tokens back to life (its marker key has no TTL and stays)."""
     client = redis_client()
     if client is None:
         return "disabled"
     try:
-        client.ping()
+        memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
     except Exception as exc:  # any failure means 'not ready'
-        return _failed("redis", exc)
+        return _failed("redis", type(exc).__name__)
+    if memory.get("maxmemory") and memory.get("maxmemory_policy") != "noeviction":
+        return _failed("redis", "maxmemory-policy must be noeviction")
     return "ok"
 
 
@@ -71,7 +76,7 @@ class Readiness(MethodView):
         description="A dependency is not ready; checks says which (the reason goes to the logs).",
     )
     def get(self) -> Any:
-        """Readiness: the database (and Redis, when configured) answer.
+        """Readiness: the database (and Redis, when configured, set never to evict) answer.
 
         Public and not rate limited. Each probe waits at most a second for Redis; a failed
         check is reported as "failed" with no detail (the exception type is logged).

@@ -87,6 +87,26 @@ def assert_clean_logs(cluster: Cluster) -> None:
     assert not problems, summary(problems)
 
 
+def refused_everywhere(cluster: Cluster, headers: dict[str, str], order: tuple[str, ...]) -> tuple[Any, Any]:
+    """GET /auth/me with `headers` on each replica named in `order`, then nine times through
+    nginx: every answer a 401 problem, and nginx spread them over every replica. Returns the
+    statuses seen directly and the replicas nginx picked."""
+    urls = {cluster.name(replica): replica.base_url for replica in cluster.replicas}
+    refused: dict[str, int] = {}
+    for name in order:
+        with client(urls[name]) as http:
+            response = http.get("/api/v1/auth/me", headers=headers)
+        assert_problem(response, 401)
+        refused[name] = response.status_code
+    edge_ids = [request_id("refused") for _ in range(9)]
+    with cluster.nginx.client() as edge:
+        for rid in edge_ids:
+            assert_problem(edge.get("/api/v1/auth/me", headers={**headers, "X-Request-ID": rid}), 401)
+    served_by = Counter(name for rid in edge_ids for name in cluster.answered_by(rid))
+    assert set(served_by) == {"A", "B", "C"}, served_by  # nginx spread them: every replica refused it
+    return refused, dict(served_by)
+
+
 # ---- 1. revocation ----------------------------------------------------------------------
 
 
@@ -112,25 +132,47 @@ def test_a_token_revoked_on_one_replica_is_refused_by_every_replica_and_through_
     assert logout.status_code == 204, logout.text
 
     # At once: no wait between the logout on A and the checks elsewhere.
-    refused: dict[str, int] = {}
-    for name in ("B", "C", "A"):
-        with client(everywhere[name]) as http:
-            response = http.get("/api/v1/auth/me", headers=bearer)
-        assert_problem(response, 401)
-        refused[name] = response.status_code
-    edge_ids = [request_id("revoked") for _ in range(9)]
-    with cluster.nginx.client() as edge:
-        for rid in edge_ids:
-            response = edge.get("/api/v1/auth/me", headers={**bearer, "X-Request-ID": rid})
-            assert_problem(response, 401)
-    served_by = Counter(name for rid in edge_ids for name in cluster.answered_by(rid))
-    assert set(served_by) == {"A", "B", "C"}, served_by  # nginx spread them: every replica refused it
+    refused, served_by = refused_everywhere(cluster, bearer, ("B", "C", "A"))
     with client(b.base_url, address) as on_b:  # the refresh token given to the logout is dead too
         refresh = on_b.post(
             "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {pair['refresh_token']}"}
         )
     assert_problem(refresh, 401)
-    note("revocation", refused_directly=refused, refused_through_nginx=dict(served_by), refresh_on_B=401)
+    note("revocation", refused_directly=refused, refused_through_nginx=served_by, refresh_on_B=401)
+    assert_clean_logs(cluster)
+
+
+def test_a_session_ended_through_one_replica_is_401_on_every_replica_at_once(cluster: Cluster):
+    """API.md §2: a session that ends (here its holder ends it from another login, through B)
+    is refused by every replica and through nginx at once; the holder's other session lives."""
+    a, b, c = cluster.replicas
+    address = fresh_address()  # register, two logins and a refresh: 4 of this address's AUTH_LIMIT
+    credentials = {"username": f"session-{uuid.uuid4().hex[:12]}", "password": PASSWORD}
+    with client(a.base_url, address) as on_a:
+        assert on_a.post("/api/v1/auth/register", json=credentials).status_code == 201
+        keeper = on_a.post("/api/v1/auth/login", json=credentials).json()
+        ended = on_a.post("/api/v1/auth/login", json=credentials).json()
+    keep = {"Authorization": f"Bearer {keeper['access_token']}"}
+    gone = {"Authorization": f"Bearer {ended['access_token']}"}
+    everywhere = {"A": a.base_url, "B": b.base_url, "C": c.base_url, "nginx": cluster.nginx.base_url}
+    for url in everywhere.values():
+        with client(url) as http:
+            assert http.get("/api/v1/auth/me", headers=gone).status_code == 200
+    with client(b.base_url) as on_b:
+        listed = on_b.get("/api/v1/auth/sessions", headers=keep).json()
+        (target,) = [item["id"] for item in listed["items"] if not item["current"]]
+        assert on_b.delete(f"/api/v1/auth/sessions/{target}", headers=keep).status_code == 204
+
+    refused, served_by = refused_everywhere(cluster, gone, ("C", "A", "B"))  # at once after B
+    for url in everywhere.values():
+        with client(url) as http:
+            assert http.get("/api/v1/auth/me", headers=keep).status_code == 200
+    with client(c.base_url, address) as on_c:
+        refresh = on_c.post(
+            "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {ended['refresh_token']}"}
+        )
+    assert_problem(refresh, 401)
+    note("session end", refused_directly=refused, refused_through_nginx=served_by, refresh_on_C=401)
     assert_clean_logs(cluster)
 
 

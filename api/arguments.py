@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import marshmallow as ma
 from flask import Request, g, request, url_for
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
+from api.problems import ProblemError
 from api.schemas import Position, encode_cursor
 
 QUERY = "validated_query"
@@ -32,10 +34,25 @@ class ArgumentsParser(FlaskParser):
     def parse(
         self, argmap: Any, req: Request | None = None, *, location: str | None = None, **kwargs: Any
     ) -> Any:
+        if location == "query":
+            refuse_repeated_parameters(argmap)
         parsed = super().parse(argmap, req, location=location, **kwargs)
         if location == "query":
             setattr(g, QUERY, parsed)
         return parsed
+
+
+def refuse_repeated_parameters(schema: ma.Schema) -> None:
+    """422 for a one-valued parameter given twice (`page=2&page=3`): webargs would take the
+    first and drop the rest, a silent reinterpretation of what the client sent. (flask-smorest
+    hands the parser a schema instance.)"""
+    repeated = {
+        field.data_key or name: ["Give this parameter once."]
+        for name, field in schema.fields.items()
+        if not isinstance(field, ma.fields.List) and len(request.args.getlist(field.data_key or name)) > 1
+    }
+    if repeated:
+        raise ProblemError(422, "A query parameter was given more than once.", errors=repeated)
 
 
 def remember_body(document: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -131,9 +131,13 @@ def init_app(app: Flask) -> None:
         configure_engine(db.engine)
 
 
+AFTER_COMMIT = "resistance.after_commit"
+
+
 @contextmanager
 def write_transaction() -> Iterator[Session]:
-    """Run the block as one write transaction, committed at the end, rolled back on any error."""
+    """Run the block as one write transaction, committed at the end, rolled back on any error;
+    then what the block asked for with after_commit, in order."""
     session = db.session()
     if session.in_transaction():
         session.commit()  # end the read snapshot so the write starts on fresh data
@@ -143,7 +147,20 @@ def write_transaction() -> Iterator[Session]:
         session.commit()
     except BaseException:
         session.rollback()
+        session.info.pop(AFTER_COMMIT, None)
         raise
+    for callback in session.info.pop(AFTER_COMMIT, []):
+        callback()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the current write_transaction has committed; never if it rolls back.
+
+    For what must follow the durable record, not precede it: an audit line of what happened, or
+    a copy in Redis that a reader may have missed while the transaction was open. An exception
+    from it reaches the caller (the data is committed; a retry finds it done).
+    """
+    db.session().info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 def dialect_name() -> str:

@@ -49,6 +49,8 @@ AccountLoader = Callable[[str], Any]
 # RFC 6750 challenges: without an error for a request that sent no credentials worth naming.
 CHALLENGE = 'Bearer realm="resistance-api"'
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="resistance-api", error="invalid_token"'
+# The detail of a token whose session ended (logout, theft, a password change, a disable…).
+SESSION_ENDED = "The session has ended; log in again."
 
 
 def _unauthorized(detail: str) -> Response:
@@ -133,7 +135,7 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
 
     @jwt.revoked_token_loader
     def _was_revoked(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-        return _unauthorized("The token has been revoked.")
+        return _unauthorized(SESSION_ENDED)
 
     @jwt.needs_fresh_token_loader
     def _not_fresh(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:

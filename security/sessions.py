@@ -17,7 +17,9 @@ would have expired anyway; ending a session writes that key inside the database 
 Redis that cannot take it rolls the end back (503) and nothing is ended on one store only. Redis
 may lose its data (a restart without persistence): an ended session must not come back to life
 then. A marker key, written when Redis holds every ended session, goes with the data; a check
-that finds it missing refills Redis from the database first and answers from the database.
+that finds it missing refills Redis from the database first and answers from the database. A
+refill can read the database while an end is not yet committed, so the end writes its keys again
+once it has committed (a refill only adds keys: the two never undo each other).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ForeignKey, Index, String, case, delete, select, update
+from sqlalchemy import ForeignKey, Index, String, bindparam, case, delete, literal, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.accounts.models import Account
-from api.database import UTCDateTime, UUIDPrimaryKey, utcnow, write_transaction
+from api.database import UTCDateTime, UUIDPrimaryKey, after_commit, utcnow, write_transaction
 from api.extensions import db
 from api.redis_store import redis_client
 
@@ -83,7 +85,7 @@ class AccountSession(UUIDPrimaryKey, db.Model):  # type: ignore[name-defined,mis
         return self.ended_at is None and self.expires_at > now
 
 
-def is_live_clause(now: datetime) -> list[Any]:
+def live_conditions(now: datetime) -> list[Any]:
     """The SQL form of AccountSession.live(now), for lists and bulk ends."""
     return [AccountSession.ended_at.is_(None), AccountSession.expires_at > now]
 
@@ -200,6 +202,8 @@ def rotate(session_id: str, jti: str, account_id: uuid.UUID) -> Rotation:
         rotated_at = session.rotated_at
         if jti == session.previous_refresh_jti and rotated_at is not None and now - rotated_at <= grace:
             return Rotation(Outcome.CONCURRENT)
+        reuse = {"event": "session.reuse_detected", "account_id": str(account_id), "session_id": session_id}
+        after_commit(lambda: audit.warning("refresh token reuse detected", extra=reuse))
         _end_where([AccountSession.id == session.id], EndReason.REFRESH_TOKEN_REUSE, now)
     return Rotation(Outcome.REUSE_DETECTED)
 
@@ -225,7 +229,7 @@ def _end_where(where: list[Any], reason: str, now: datetime) -> list[str]:
     last_access = now + current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     statement = (
         update(AccountSession)
-        .where(*where, *is_live_clause(now))
+        .where(*where, *live_conditions(now))
         .values(
             ended_at=now,
             end_reason=reason,
@@ -237,22 +241,35 @@ def _end_where(where: list[Any], reason: str, now: datetime) -> list[str]:
         .execution_options(synchronize_session=False)
     )
     ended = db.session.execute(statement).all()
-    client = redis_client()
-    if client is not None and ended:
-        pipeline = client.pipeline(transaction=False)
-        for session_id, _account_id, expires_at in ended:
-            pipeline.set(ENDED_KEY + str(session_id), b"1", ex=_remaining_seconds(expires_at, now))
-        pipeline.execute()
-    for session_id, account_id, _expires_at in ended:
-        audit.info(
-            "session ended",
-            extra={
-                "event": "session.ended",
-                "account_id": str(account_id),
-                "session_id": str(session_id),
-                "reason": reason,
-            },
-        )
+    if not ended:
+        return []
+
+    def mirror() -> None:
+        client = redis_client()
+        if client is not None:
+            pipeline = client.pipeline(transaction=False)
+            for session_id, _account_id, expires_at in ended:
+                pipeline.set(ENDED_KEY + str(session_id), b"1", ex=_remaining_seconds(expires_at, now))
+            pipeline.execute()
+
+    def log() -> None:
+        for session_id, account_id, _expires_at in ended:
+            audit.info(
+                "session ended",
+                extra={
+                    "event": "session.ended",
+                    "account_id": str(account_id),
+                    "session_id": str(session_id),
+                    "reason": reason,
+                },
+            )
+
+    # Before the commit: a Redis that cannot take the end rolls it back (503), so it is never
+    # ended in the database alone. After it too: a Redis that lost its data meanwhile may have
+    # been refilled from the database before this commit, and marked complete without it.
+    mirror()
+    after_commit(mirror)
+    after_commit(log)
     return [str(session_id) for session_id, _account_id, _expires_at in ended]
 
 
@@ -261,11 +278,18 @@ def _remaining_seconds(expires_at: datetime, now: datetime) -> int:
     return max(1, int((expires_at - now).total_seconds()) + 1)
 
 
-def _ended_in_database(session_id: uuid.UUID) -> bool:
-    row = db.session.execute(
-        select(AccountSession.ended_at, AccountSession.expires_at).where(AccountSession.id == session_id)
-    ).first()
-    return row is None or row.ended_at is not None or row.expires_at <= utcnow()
+# Built once (SQLAlchemy memoises its cache key): each request only binds the id and the clock.
+LIVE_QUERY = select(literal(1)).where(
+    AccountSession.id == bindparam("id"),
+    AccountSession.ended_at.is_(None),
+    AccountSession.expires_at > bindparam("now", type_=UTCDateTime),
+)
+
+
+def _ended_in_database(session_id: str) -> bool:
+    """One primary-key read; a session the database does not hold (deleted) counts as ended."""
+    parameters = {"id": uuid.UUID(session_id), "now": utcnow()}
+    return db.session.connection().execute(LIVE_QUERY, parameters).first() is None
 
 
 def _refill_redis(client: Any) -> None:
@@ -286,18 +310,18 @@ def _refill_redis(client: Any) -> None:
 def session_ended(session_id: str) -> bool:
     """True when the session a token names has ended (the per-request check, one key).
 
-    Redis when configured (one MGET, with the marker), else the database. A session the database
-    does not know (deleted after expiry) counts as ended. Raises RedisError when Redis is down:
-    the request is a 503, never an unchecked token.
+    `session_id` is the token's `sid`, in canonical form (security.tokens.well_formed checked it
+    first). Redis when configured (one MGET, with the marker), else the database. A session the
+    database does not know (deleted after expiry) counts as ended. Raises RedisError when Redis
+    is down: the request is a 503, never an unchecked token.
     """
-    key = uuid.UUID(session_id)
     client = redis_client()
     if client is None:
-        return _ended_in_database(key)
-    ended, loaded = client.mget(ENDED_KEY + str(key), LOADED_KEY)
+        return _ended_in_database(session_id)
+    ended, loaded = client.mget(ENDED_KEY + session_id, LOADED_KEY)
     if loaded is None:  # Redis lost its data (or is new): refill it from the durable record
         _refill_redis(client)
-        return _ended_in_database(key)
+        return _ended_in_database(session_id)
     return ended is not None
 
 

@@ -425,7 +425,9 @@ def test_logout_is_204_and_kills_the_access_token(client, make):
     response = client.post(LOGOUT, headers=account["headers"])
     assert response.status_code == 204
     assert response.data == b""
-    assert_problem(client.get(ME, headers=account["headers"]), 401, detail="The token has been revoked.")
+    assert_problem(
+        client.get(ME, headers=account["headers"]), 401, detail="The session has ended; log in again."
+    )
 
 
 def test_logout_without_refresh_token_ends_the_session_its_refresh_token_too(client, make):

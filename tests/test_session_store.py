@@ -9,6 +9,8 @@ from typing import Any
 import jwt
 import pytest
 import redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from api.database import utcnow
 from api.extensions import db
@@ -132,3 +134,47 @@ def test_redis_down_is_503_for_an_authenticated_request_never_an_unchecked_token
     response = down.test_client().get(ME, headers=account["headers"])
     assert_problem(response, 503)
     assert response.headers["Retry-After"] == "5"
+
+
+def test_an_end_committed_after_a_refill_that_missed_it_still_reaches_redis(replicas, make: Factory, store):
+    """Found from outside: Redis loses its data between an end's Redis write and its commit, and
+    another replica refills Redis from the database before that commit, marking it complete
+    without the end. The end writes its keys again once committed, so the session stays ended."""
+    first, second = replicas
+    account = make.account()
+    bystander = make.account()
+    assert second.test_client().get(ME, headers=bystander["headers"]).status_code == 200  # loaded
+    fired = []
+
+    def lose_redis_and_refill(_session: Any) -> None:
+        if fired or not store.keys(ENDED_KEY + "*"):
+            return
+        fired.append(True)
+        store.flushdb()
+        # Another replica's request refills Redis now, before the end is committed.
+        assert second.test_client().get(ME, headers=bystander["headers"]).status_code == 200
+        assert store.get(LOADED_KEY) == b"1"
+
+    event.listen(Session, "before_commit", lose_redis_and_refill)
+    try:
+        assert first.test_client().post(LOGOUT, headers=account["headers"]).status_code == 204
+    finally:
+        event.remove(Session, "before_commit", lose_redis_and_refill)
+    assert fired
+    assert_problem(second.test_client().get(ME, headers=account["headers"]), 401)
+    assert_problem(first.test_client().get(ME, headers=account["headers"]), 401)
+    assert store.exists(ENDED_KEY + sid_of(account["access_token"])) == 1
+
+
+def test_an_end_rolled_back_writes_nothing_after(app, make: Factory, monkeypatch):
+    """after_commit callbacks of a transaction that rolls back never run."""
+    from api.database import after_commit, write_transaction
+
+    ran: list[str] = []
+    with app.app_context():
+        with pytest.raises(RuntimeError), write_transaction():
+            after_commit(lambda: ran.append("rolled back"))
+            raise RuntimeError("the write failed")
+        with write_transaction():
+            after_commit(lambda: ran.append("committed"))
+    assert ran == ["committed"]

@@ -91,7 +91,8 @@ def test_a_rotated_out_refresh_token_presented_after_the_grace_ends_the_whole_se
     assert works(client, newer)
     age_rotation(app, sid_of(account["access_token"]), app.config["REFRESH_REUSE_GRACE"] + 6)
 
-    assert_problem(refreshed(client, account), 401)
+    reused = assert_problem(refreshed(client, account), 401)
+    assert reused["detail"] == "This refresh token was already used: the session has ended; log in again."
 
     assert_problem(client.get(ME, headers=bearer(newer["access_token"])), 401)
     assert_problem(refreshed(client, newer), 401)
@@ -112,7 +113,11 @@ def test_reuse_by_the_thief_first_ends_the_session_for_the_thief_too(app, client
 def test_within_the_grace_a_second_refresh_is_refused_and_the_session_lives(app, client, account):
     """Two clients of one holder refreshing at once: exactly one new pair, and no logout."""
     newer = refreshed(client, account).get_json()
-    assert_problem(refreshed(client, account), 401)
+    second = assert_problem(refreshed(client, account), 401)
+    assert (
+        second["detail"]
+        == "This refresh token was just used by another request of yours; use the pair it got."
+    )
     assert works(client, newer)
     assert refreshed(client, newer).status_code == 200
 
@@ -134,7 +139,7 @@ def test_an_older_refresh_token_than_the_last_one_is_reuse_even_within_the_grace
 def test_a_refresh_token_of_an_ended_session_is_401_and_ends_nothing_else(client, make: Factory, account):
     other = make.login(account["username"])
     assert client.post(LOGOUT, headers=account["headers"]).status_code == 204
-    assert_problem(refreshed(client, account), 401)
+    assert assert_problem(refreshed(client, account), 401)["detail"] == "The session has ended; log in again."
     assert works(client, other)
 
 
@@ -609,6 +614,7 @@ def test_the_session_lifecycle_is_audited_without_a_secret(
     (reuse,) = [e for e in events if e.get("event") == "session.reuse_detected"]
     (ended,) = [e for e in events if e.get("event") == "session.ended"]
     assert reuse["level"] == "warning"
+    assert events.index(reuse) < events.index(ended)  # why first, then what it did
     assert ended["reason"] == "refresh_token_reuse"
 
     change(client, account)

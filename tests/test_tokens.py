@@ -237,10 +237,11 @@ def test_token_in_json_body_is_401(client, account):
     assert_refused(response)
 
 
-def test_revoked_token_detail_says_revoked(client, account):
+def test_token_of_an_ended_session_says_so(client, account):
     client.post(LOGOUT, headers=account["headers"])
     assert (
-        assert_refused(client.get(ME, headers=account["headers"]))["detail"] == "The token has been revoked."
+        assert_refused(client.get(ME, headers=account["headers"]))["detail"]
+        == "The session has ended; log in again."
     )
 
 
@@ -298,7 +299,7 @@ def test_refresh_minted_with_the_key_and_right_claims_is_accepted(client, accoun
         ("_token_verification_failed_callback", "The token's claims were refused."),
         ("_user_lookup_error_callback", "The token's account is disabled or no longer valid."),
         ("_expired_token_callback", "The token has expired."),
-        ("_revoked_token_callback", "The token has been revoked."),
+        ("_revoked_token_callback", "The session has ended; log in again."),
     ],
 )
 def test_jwt_loader_answers_401_problem(app, callback, detail):

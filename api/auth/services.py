@@ -22,8 +22,8 @@ from api.extensions import db
 from api.metrics import REFRESH_TOKEN_REUSE
 from api.pagination import Window, page_of
 from api.problems import ProblemError
-from security.jwt import CHALLENGE, INVALID_TOKEN_CHALLENGE
-from security.sessions import AccountSession, EndReason, Outcome, end_sessions, is_live_clause
+from security.jwt import CHALLENGE, INVALID_TOKEN_CHALLENGE, SESSION_ENDED
+from security.sessions import AccountSession, EndReason, Outcome, end_sessions, live_conditions
 from security.sessions import rotate as rotate_session
 from security.sessions import start as start_session
 from security.tokens import decode_refresh_token, issue_pair
@@ -31,10 +31,13 @@ from security.tokens import decode_refresh_token, issue_pair
 audit = logging.getLogger("resistance.audit")
 
 
-def _refused() -> ProblemError:
-    return ProblemError(
-        401, "The token has been revoked.", headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE}
-    )
+# Every refused refresh is 401, but a client must tell "another request of yours got the new
+# pair" (carry on with it) from "the session is over" (log in again).
+REFUSED_REFRESH = {
+    Outcome.CONCURRENT: "This refresh token was just used by another request of yours; use the pair it got.",
+    Outcome.REUSE_DETECTED: "This refresh token was already used: the session has ended; log in again.",
+    Outcome.DEAD: SESSION_ENDED,
+}
 
 
 def require_registration_open() -> None:
@@ -63,16 +66,10 @@ def refresh(account: Actor, claims: dict[str, Any]) -> dict[str, Any]:
     rotation = rotate_session(claims["sid"], claims["jti"], account.id)
     if rotation.outcome == Outcome.REUSE_DETECTED:
         REFRESH_TOKEN_REUSE.inc()
-        audit.warning(
-            "refresh token reuse detected",
-            extra={
-                "event": "session.reuse_detected",
-                "account_id": str(account.id),
-                "session_id": claims["sid"],
-            },
-        )
     if rotation.grant is None:
-        raise _refused()
+        raise ProblemError(
+            401, REFUSED_REFRESH[rotation.outcome], headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE}
+        )
     audit.info(
         "session refreshed",
         extra={"event": "session.refreshed", "account_id": str(account.id), "session_id": claims["sid"]},
@@ -142,7 +139,7 @@ class SessionView:
 def list_sessions(window: Window, account: Actor, claims: dict[str, Any]) -> tuple[list[SessionView], int]:
     """One page of the account's live sessions, oldest first, each marked `current` or not."""
     rows, total = page_of(
-        AccountSession, [AccountSession.account_id == account.id, *is_live_clause(utcnow())], window
+        AccountSession, [AccountSession.account_id == account.id, *live_conditions(utcnow())], window
     )
     current = uuid.UUID(claims["sid"])
     views = [

@@ -87,6 +87,13 @@ def assert_clean_logs(cluster: Cluster) -> None:
     assert not problems, summary(problems)
 
 
+def accepted_everywhere(cluster: Cluster, headers: dict[str, str]) -> None:
+    """GET /auth/me with `headers` is 200 on every replica and through nginx."""
+    for url in [replica.base_url for replica in cluster.replicas] + [cluster.nginx.base_url]:
+        with client(url) as http:
+            assert http.get("/api/v1/auth/me", headers=headers).status_code == 200, url
+
+
 def refused_everywhere(cluster: Cluster, headers: dict[str, str], order: tuple[str, ...]) -> tuple[Any, Any]:
     """GET /auth/me with `headers` on each replica named in `order`, then nine times through
     nginx: every answer a 401 problem, and nginx spread them over every replica. Returns the
@@ -120,10 +127,7 @@ def test_a_token_revoked_on_one_replica_is_refused_by_every_replica_and_through_
     assert login.status_code == 200, login.text
     pair = login.json()
     bearer = {"Authorization": f"Bearer {pair['access_token']}"}
-    everywhere = {"A": a.base_url, "B": b.base_url, "C": c.base_url, "nginx": cluster.nginx.base_url}
-    for url in everywhere.values():
-        with client(url) as http:
-            assert http.get("/api/v1/auth/me", headers=bearer).status_code == 200
+    accepted_everywhere(cluster, bearer)
 
     with client(a.base_url) as on_a:
         logout = on_a.post(
@@ -154,19 +158,14 @@ def test_a_session_ended_through_one_replica_is_401_on_every_replica_at_once(clu
         ended = on_a.post("/api/v1/auth/login", json=credentials).json()
     keep = {"Authorization": f"Bearer {keeper['access_token']}"}
     gone = {"Authorization": f"Bearer {ended['access_token']}"}
-    everywhere = {"A": a.base_url, "B": b.base_url, "C": c.base_url, "nginx": cluster.nginx.base_url}
-    for url in everywhere.values():
-        with client(url) as http:
-            assert http.get("/api/v1/auth/me", headers=gone).status_code == 200
+    accepted_everywhere(cluster, gone)
     with client(b.base_url) as on_b:
         listed = on_b.get("/api/v1/auth/sessions", headers=keep).json()
         (target,) = [item["id"] for item in listed["items"] if not item["current"]]
         assert on_b.delete(f"/api/v1/auth/sessions/{target}", headers=keep).status_code == 204
 
     refused, served_by = refused_everywhere(cluster, gone, ("C", "A", "B"))  # at once after B
-    for url in everywhere.values():
-        with client(url) as http:
-            assert http.get("/api/v1/auth/me", headers=keep).status_code == 200
+    accepted_everywhere(cluster, keep)
     with client(c.base_url, address) as on_c:
         refresh = on_c.post(
             "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {ended['refresh_token']}"}

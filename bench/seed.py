@@ -121,9 +121,9 @@ def reset_database(url: str) -> None:
     """An empty database: PostgreSQL's public schema dropped and made again, a SQLite file removed."""
     if url.startswith("postgresql"):
         refuse_test_database(url)
-        from tests.conftest import reset_postgres
+        from tests.conftest import drop_public_schema
 
-        reset_postgres(url)
+        drop_public_schema(url)
         return
     path = make_url(url).database
     if path:

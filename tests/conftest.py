@@ -65,6 +65,12 @@ def reset_postgres(url: str) -> None:
     refusal = refusal_to_empty(url)
     if refusal:
         raise RuntimeError(refusal)
+    drop_public_schema(url)
+
+
+def drop_public_schema(url: str) -> None:
+    """Empty a PostgreSQL database: its public schema dropped and made again. The caller has
+    decided it may (the suite: a test database; the benchmark: anything but one)."""
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))

@@ -113,3 +113,19 @@ def test_bench_skip_load_runs_only_the_scale_run(tmp_path: Path):
         f"page={scale['deep_page']}&" in scale["deep_page_cursor"] and "after=" in scale["deep_page_cursor"]
     )
     assert "scale run only (--skip-load)" in result.stdout
+
+
+def test_bench_empties_a_database_of_its_own_but_never_a_test_one(monkeypatch: pytest.MonkeyPatch):
+    """The benchmark's default database (`walk`) is not a test database: the suite's guard, which
+    refuses anything but one, must not stop it (it did: `make bench` failed at its PostgreSQL pass)."""
+    import tests.conftest
+    from bench import seed
+
+    emptied: list[str] = []
+    monkeypatch.setattr(tests.conftest, "drop_public_schema", emptied.append)
+    seed.reset_database("postgresql+psycopg://127.0.0.1:5432/walk")
+    assert emptied == ["postgresql+psycopg://127.0.0.1:5432/walk"]
+    for name in ("test", "test_cluster"):
+        with pytest.raises(SystemExit):
+            seed.reset_database(f"postgresql+psycopg://127.0.0.1:5432/{name}")
+    assert len(emptied) == 1

@@ -9,13 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response
+from flask_smorest import Api
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from api import caching, database, logs
 from api.config import STATIC_SETTINGS, load_settings
 from api.extensions import migrate
-from api.openapi import ProblemApi, ProblemResponsesPlugin, register_security_scheme, spec_options
+from api.openapi import (
+    API_EXTENSION,
+    ProblemApi,
+    ProblemResponsesPlugin,
+    register_security_scheme,
+    spec_options,
+)
 from api.problems import ProblemError, problem_response
 from security.passwords import Passwords
 
@@ -31,15 +38,16 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     app.config["API_SPEC_OPTIONS"] = spec_options()
     app.config.update(overrides)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the schema's field order
-    register_extensions(app)
-    register_blueprints(app)
+    api = register_extensions(app)
+    register_blueprints(app, api)
     register_errorhandlers(app)
     register_commands(app)
     return app
 
 
-def register_extensions(app: Flask) -> None:
-    """Logging, database, migrations, the smorest Api, passwords and the security layer."""
+def register_extensions(app: Flask) -> Api:
+    """Logging, database, migrations, the smorest Api, passwords and the security layer; the Api,
+    which the blueprints and the metrics route are registered on."""
     import security
     from api.accounts.services import load_active
     from api.extensions import db
@@ -49,13 +57,15 @@ def register_extensions(app: Flask) -> None:
     caching.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponsesPlugin()]})
+    app.extensions[API_EXTENSION] = api
     register_security_scheme(api)
     app.extensions["passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
     security.init_app(app, load_active)
+    return api
 
 
-def register_blueprints(app: Flask) -> None:
-    """Every resource, from one list."""
+def register_blueprints(app: Flask, api: Api) -> None:
+    """Every resource, from one list, on the app's Api."""
     from api.accounts.routes import blp as accounts
     from api.auth.routes import blp as auth
     from api.docs.routes import bp as docs
@@ -66,13 +76,12 @@ def register_blueprints(app: Flask) -> None:
     from api.survivors.routes import blp as survivors
     from api.trades.routes import blp as trades
 
-    api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
     for blueprint in (auth, accounts, survivors, infections, trades, robots, reports, ops):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs)
     from api import metrics  # request hooks for every route, and GET /metrics
 
-    metrics.init_app(app)
+    metrics.init_app(app, api)
 
 
 # PostgreSQL error classes of an outage: 08 connection exception, 53 insufficient resources

@@ -4,8 +4,6 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
-from api.openapi import ProblemApi
-
 
 class Base(DeclarativeBase):
     """Declarative base of every model."""
@@ -15,4 +13,3 @@ class Base(DeclarativeBase):
 # read snapshot (write transactions start fresh so SQLite can take its write lock up front).
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
-api = ProblemApi()

@@ -33,6 +33,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, current_app, g, request
 from flask.views import MethodView
+from flask_smorest import Api
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -198,13 +199,13 @@ class Metrics(MethodView):
         return Response(generate_latest(_registry()), headers=no_store, content_type=CONTENT_TYPE)
 
 
-def init_app(app: Flask) -> None:
-    """Time and count every request, and serve GET /metrics (documented with its own scheme)."""
+def init_app(app: Flask, api: Api) -> None:
+    """Time and count every request, and serve GET /metrics on `api` (documented with its own
+    scheme)."""
     # First of the before_request hooks, so even a request refused early (429, 401) is timed.
     app.before_request_funcs.setdefault(None, []).insert(0, _start)
     app.after_request(_remember_status)
     app.teardown_request(_finish)
-    api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
     api.spec.components.security_scheme(
         SECURITY_SCHEME,
         {

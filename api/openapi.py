@@ -384,6 +384,10 @@ def register_security_scheme(api: Api) -> None:
     )
 
 
+API_EXTENSION = "resistance.api"
+
+
 def app_api() -> Api:
-    """The Api bound to the current app."""
-    return current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    """The Api create_app bound to the current app (for tests and tools that hold only the app)."""
+    api: Api = current_app.extensions[API_EXTENSION]
+    return api

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,8 +86,9 @@ class AccountSession(UUIDPrimaryKey, db.Model):  # type: ignore[name-defined,mis
         return self.ended_at is None and self.expires_at > now
 
 
-def live_conditions(now: datetime) -> list[Any]:
-    """The SQL form of AccountSession.live(now), for lists and bulk ends."""
+def live_conditions(now: Any) -> list[Any]:
+    """The SQL form of AccountSession.live(now), for lists, bulk ends and the per-request check
+    (`now` a datetime, or a bind parameter of one)."""
     return [AccountSession.ended_at.is_(None), AccountSession.expires_at > now]
 
 
@@ -243,13 +245,13 @@ def _end_where(where: list[Any], reason: str, now: datetime) -> list[str]:
     ended = db.session.execute(statement).all()
     if not ended:
         return []
+    expiries = [(session_id, expires_at) for session_id, _account_id, expires_at in ended]
 
     def mirror() -> None:
         client = redis_client()
         if client is not None:
             pipeline = client.pipeline(transaction=False)
-            for session_id, _account_id, expires_at in ended:
-                pipeline.set(ENDED_KEY + str(session_id), b"1", ex=_remaining_seconds(expires_at, now))
+            _mark_ended(pipeline, expiries, now)
             pipeline.execute()
 
     def log() -> None:
@@ -273,16 +275,17 @@ def _end_where(where: list[Any], reason: str, now: datetime) -> list[str]:
     return [str(session_id) for session_id, _account_id, _expires_at in ended]
 
 
-def _remaining_seconds(expires_at: datetime, now: datetime) -> int:
-    """The Redis TTL of an ended-session key: until its last token expires, at least a second."""
-    return max(1, int((expires_at - now).total_seconds()) + 1)
+def _mark_ended(pipeline: Any, sessions: Sequence[tuple[Any, datetime]], now: datetime) -> None:
+    """Queue one ended-session key per (id, expires_at), each kept until the last token of its
+    session expires (at least a second)."""
+    for session_id, expires_at in sessions:
+        ttl = max(1, int((expires_at - now).total_seconds()) + 1)
+        pipeline.set(ENDED_KEY + str(session_id), b"1", ex=ttl)
 
 
 # Built once (SQLAlchemy memoises its cache key): each request only binds the id and the clock.
 LIVE_QUERY = select(literal(1)).where(
-    AccountSession.id == bindparam("id"),
-    AccountSession.ended_at.is_(None),
-    AccountSession.expires_at > bindparam("now", type_=UTCDateTime),
+    AccountSession.id == bindparam("id"), *live_conditions(bindparam("now", type_=UTCDateTime))
 )
 
 
@@ -301,8 +304,7 @@ def _refill_redis(client: Any) -> None:
         )
     ).all()
     pipeline = client.pipeline(transaction=False)
-    for session_id, expires_at in rows:
-        pipeline.set(ENDED_KEY + str(session_id), b"1", ex=_remaining_seconds(expires_at, now))
+    _mark_ended(pipeline, rows, now)
     pipeline.set(LOADED_KEY, b"1")
     pipeline.execute()
 

@@ -112,15 +112,18 @@ def printable_user_agent(value: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Grant:
-    """What a token pair is issued for: the session, its next refresh token's jti, its expiry."""
+    """What a token pair is issued for: the session, its next refresh token's jti, its expiry,
+    and the moment the expiry was counted from (the tokens' iat, so a refresh token lives
+    exactly JWT_REFRESH_TTL even when the clock ticks a second between the two)."""
 
     session_id: str
     refresh_jti: str
     expires_at: datetime
+    issued_at: datetime
 
 
-def _grant(session: AccountSession) -> Grant:
-    return Grant(str(session.id), session.refresh_jti, session.expires_at)
+def _grant(session: AccountSession, issued_at: datetime) -> Grant:
+    return Grant(str(session.id), session.refresh_jti, session.expires_at, issued_at)
 
 
 def start(account_id: uuid.UUID, verified_hash: str, user_agent: str | None) -> Grant | None:
@@ -155,7 +158,7 @@ def start(account_id: uuid.UUID, verified_hash: str, user_agent: str | None) -> 
             )
         )
         transaction.add(session)
-        grant = _grant(session)
+        grant = _grant(session, now)
     audit.info(
         "session started",
         extra={"event": "session.started", "account_id": str(account_id), "session_id": grant.session_id},
@@ -200,7 +203,7 @@ def rotate(session_id: str, jti: str, account_id: uuid.UUID) -> Rotation:
             session.previous_refresh_jti, session.refresh_jti = jti, _new_jti()
             session.rotated_at = session.last_used_at = now
             session.expires_at = _refresh_expiry(session.created_at, now)
-            return Rotation(Outcome.ROTATED, _grant(session))
+            return Rotation(Outcome.ROTATED, _grant(session, now))
         rotated_at = session.rotated_at
         if jti == session.previous_refresh_jti and rotated_at is not None and now - rotated_at <= grace:
             return Rotation(Outcome.CONCURRENT)

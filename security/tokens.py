@@ -7,7 +7,6 @@ next; both tokens expire no later than the session does.
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -25,10 +24,10 @@ def issue_pair(account_id: Any, grant: Grant) -> dict[str, Any]:
     longer than the session.
     """
     identity = str(account_id)
-    now = int(time.time())
+    now = int(grant.issued_at.timestamp())
     session_end = int(grant.expires_at.timestamp())
     access_exp = min(now + int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()), session_end)
-    claims = {"sid": grant.session_id}
+    claims = {"sid": grant.session_id, "iat": now}
     return {
         "access_token": create_access_token(
             identity=identity, additional_claims={**claims, "exp": access_exp}

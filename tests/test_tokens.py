@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 import warnings
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt as pyjwt
@@ -20,7 +20,8 @@ from flask import Flask
 from jwt.warnings import InsecureKeyLengthWarning
 
 from security import jwt as jwt_module
-from security.tokens import decode_refresh_token, well_formed
+from security.sessions import Grant
+from security.tokens import decode_refresh_token, issue_pair, well_formed
 from tests.conftest import SECRET, assert_problem
 
 ME = "/api/v1/auth/me"
@@ -364,6 +365,22 @@ def test_token_lifetimes_follow_the_configuration(short_ttl_app, account):
     refresh = pyjwt.decode(body["refresh_token"], SECRET, algorithms=["HS256"], audience=AUDIENCE)
     assert access["exp"] - access["iat"] == 60
     assert refresh["exp"] - refresh["iat"] == 120
+
+
+def test_lifetimes_count_from_the_moment_the_session_was_granted(short_ttl_app):
+    """The pair is stamped with the grant's moment, not a later clock reading: a second that
+    ticks between the session's write and the signing must not shorten the refresh token (CI
+    once saw 119 s of a 120 s lifetime)."""
+    granted = datetime.now(UTC).replace(microsecond=999_000) - timedelta(seconds=5)
+    grant = Grant(str(uuid.uuid4()), str(uuid.uuid4()), granted + timedelta(seconds=120), granted)
+    with short_ttl_app.app_context():
+        pair = issue_pair(uuid.uuid4(), grant)
+    access = pyjwt.decode(pair["access_token"], SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    refresh = pyjwt.decode(pair["refresh_token"], SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    assert access["iat"] == refresh["iat"] == int(granted.timestamp())
+    assert access["exp"] - access["iat"] == 60
+    assert refresh["exp"] - refresh["iat"] == 120
+    assert pair["expires_in"] == 60
 
 
 def test_tokens_of_one_app_are_valid_on_another_with_the_same_secret(short_ttl_app, client, account):

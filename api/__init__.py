@@ -49,10 +49,11 @@ def register_extensions(app: Flask) -> Api:
     """Logging, database, migrations, the smorest Api, passwords and the security layer; the Api,
     which the blueprints and the metrics route are registered on."""
     import security
+    from api import pipeline  # imports api.metrics: only once gunicorn set its multiprocess directory
     from api.accounts.services import load_active
     from api.extensions import db
 
-    logs.init_app(app)
+    logs.configure_logging()
     database.init_app(app)
     caching.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
@@ -61,6 +62,7 @@ def register_extensions(app: Flask) -> Api:
     register_security_scheme(api)
     app.extensions["passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
     security.init_app(app, load_active)
+    pipeline.init_app(app)
     return api
 
 
@@ -79,9 +81,9 @@ def register_blueprints(app: Flask, api: Api) -> None:
     for blueprint in (auth, accounts, survivors, infections, trades, robots, reports, ops):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs)
-    from api import metrics  # request hooks for every route, and GET /metrics
+    from api import metrics  # GET /metrics
 
-    metrics.init_app(app, api)
+    metrics.register(api)
 
 
 # PostgreSQL error classes of an outage: 08 connection exception, 53 insufficient resources

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Response, g, has_request_context, request
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _SECRET_WORDS = ("password", "token", "authorization", "secret")
@@ -62,17 +62,15 @@ def configure_logging() -> None:
 access = logging.getLogger("resistance.access")
 
 
-def _start_timer() -> None:
+def start_timer() -> None:
+    """before_request: the access line's duration counts from here."""
     g.started = time.perf_counter()
 
 
-def _log_request(response: Response) -> Response:
-    from flask_jwt_extended import get_jwt_identity
+def log_request(response: Response) -> Response:
+    """after_request: one access line per request, with the account its token proved."""
+    from security.permissions import authenticated_account
 
-    try:
-        account_id = get_jwt_identity()
-    except Exception:  # no verified token in this request
-        account_id = None
     access.info(
         "request",
         extra={
@@ -81,14 +79,7 @@ def _log_request(response: Response) -> Response:
             "route": request.url_rule.rule if request.url_rule else None,
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-            "account_id": account_id,
+            "account_id": authenticated_account(),
         },
     )
     return response
-
-
-def init_app(app: Flask) -> None:
-    """Log every request once, after its response is final."""
-    configure_logging()
-    app.before_request(_start_timer)
-    app.after_request(_log_request)

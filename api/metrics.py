@@ -31,7 +31,7 @@ import os
 import time
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Response, abort, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Api
 from prometheus_client import (
@@ -106,19 +106,20 @@ for _outcome in ROBOT_OUTCOMES:
     ROBOT_CPU_CALLS.labels(_outcome)
 
 
-def _start() -> None:
-    """before_request (first of all): the request is in flight from here."""
+def start_request() -> None:
+    """before_request (first of all): the request is in flight from here, so even one refused
+    early (400, 429, 401) is timed and counted."""
     g.metrics_started = time.perf_counter()
     IN_FLIGHT.inc()
 
 
-def _remember_status(response: Response) -> Response:
+def remember_status(response: Response) -> Response:
     """after_request: the status sent; a second finalisation (a hook failed: 500) overwrites it."""
     g.metrics_status = response.status_code
     return response
 
 
-def _finish(_error: BaseException | None) -> None:
+def finish_request(_error: BaseException | None) -> None:
     """teardown_request, which always runs: count the request and take it out of flight."""
     started = g.pop("metrics_started", None)
     if started is None:  # a request context our before_request never saw (test_request_context)
@@ -199,13 +200,9 @@ class Metrics(MethodView):
         return Response(generate_latest(_registry()), headers=no_store, content_type=CONTENT_TYPE)
 
 
-def init_app(app: Flask, api: Api) -> None:
-    """Time and count every request, and serve GET /metrics on `api` (documented with its own
-    scheme)."""
-    # First of the before_request hooks, so even a request refused early (429, 401) is timed.
-    app.before_request_funcs.setdefault(None, []).insert(0, _start)
-    app.after_request(_remember_status)
-    app.teardown_request(_finish)
+def register(api: Api) -> None:
+    """Serve GET /metrics on `api` (documented with its own scheme); api/pipeline.py registers
+    the hooks that time and count every request."""
     api.spec.components.security_scheme(
         SECURITY_SCHEME,
         {

@@ -7,7 +7,7 @@ import re
 import uuid
 from http import HTTPStatus
 
-from flask import Flask, Response, current_app, g, request
+from flask import Response, current_app, g, request
 
 from api.problems import PROBLEM_MIME, ProblemError, problem_body
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
@@ -77,14 +77,6 @@ def apply(response: Response) -> Response:
     if _no_store(request.path):
         headers["Cache-Control"] = "no-store"
     return response
-
-
-def init_app(app: Flask) -> None:
-    """Register the request-id hook first so every later hook and log line can use it, then the
-    Host rule (before anything else looks at the request)."""
-    hooks = app.before_request_funcs.setdefault(None, [])
-    hooks[0:0] = [assign_request_id, require_host]
-    app.after_request(apply)
 
 
 def raw_problem(status: int, reason: str) -> bytes:

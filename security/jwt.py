@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, request
 from flask_jwt_extended import JWTManager
 
 from api.problems import problem_response
@@ -18,30 +18,7 @@ HEADER_TYPE = "Bearer"
 AUDIENCE = "resistance-api-clients"
 
 
-class OncePerRequestJWTManager(JWTManager):
-    """Decodes a given token once per request: the rate limiter's key and authentication both
-    need its claims, and verifying a signature and parsing the claims is the costly part."""
-
-    def _decode_jwt_from_config(
-        self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
-    ) -> dict[str, Any]:
-        decode = super()._decode_jwt_from_config
-        if not has_request_context():
-            return decode(encoded_token, csrf_value, allow_expired)
-        memo = g.setdefault("_decoded_tokens", {})
-        key = (encoded_token, csrf_value, allow_expired)
-        if key not in memo:
-            try:
-                memo[key] = (decode(encoded_token, csrf_value, allow_expired), None)
-            except Exception as failure:  # the same token fails the same way the second time
-                memo[key] = (None, failure)
-        claims, refusal = memo[key]
-        if refusal is not None:
-            raise refusal
-        return dict(claims)
-
-
-jwt = OncePerRequestJWTManager()
+jwt = JWTManager()
 
 AccountLoader = Callable[[str], Any]
 
@@ -105,7 +82,6 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
     """Bind the JWT manager; load_account(sub) returns the enabled account or None."""
     configure(app)
     jwt.init_app(app)
-    app.before_request(normalise_authorization)
 
     @jwt.user_lookup_loader
     def _lookup(_header: dict[str, Any], claims: dict[str, Any]) -> Any:

@@ -3,11 +3,13 @@ route, and one stricter RATELIMIT_AUTH bucket per client IP shared by login, reg
 A password change, which checks the current password, has a RATELIMIT_AUTH bucket of its own per
 account: a stolen access token cannot guess the password at the default rate from many addresses.
 
-A Limiter is built per app (flask-limiter keeps its storage and limits on the instance), with a
-moving window in Redis when REDIS_URL is set, else in process memory (one worker: see config).
-Limits are checked before authentication, so a flood of bad tokens is limited per client IP too.
-In Redis, a limit costs one round trip per request: the script that takes an entry also reads
-the window the RateLimit-* headers show (OneTripRedisStorage).
+A Limiter is built per app (flask-limiter keeps its storage and limits on the instance), with
+limits' sliding window counter (two counters per key, whatever the limit's size) in Redis when
+REDIS_URL is set, else in process memory (one worker: see config). The limit is checked after the
+token is verified (it keys on the account proved) and before its 401 is answered, so a flood of
+bad tokens is limited per client IP. In Redis, a limit costs one round trip per request: the
+entry is taken and the window the RateLimit-* headers show is read in one pipeline
+(OneTripRedisStorage).
 """
 
 from __future__ import annotations
@@ -15,17 +17,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, g, has_request_context, request
-from flask_jwt_extended import decode_token
 from flask_limiter import ApplicationLimit, Limiter, RequestLimit
 from limits.storage import RedisStorage
+from redis import Redis
+from redis.exceptions import NoScriptError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from security.jwt import bearer_token
-from security.permissions import view_mark, view_marker
+from security.permissions import authenticated_account, view_mark, view_marker
 
 API_PREFIX = "/api/v1/"
 REDIS_TIMEOUT_SECONDS = 1
@@ -33,38 +34,60 @@ ONE_TRIP_SCHEME = "resistance+"
 
 
 class OneTripRedisStorage(RedisStorage):
-    """limits' Redis storage, with the moving window read in the same script that acquires.
+    """limits' Redis storage, with the sliding window read back in the round trip that acquires.
 
-    flask-limiter takes an entry, then asks for the window of the same key to fill the headers:
-    two scripts, two round trips. Here the acquiring script returns the window as well, kept in
-    the request's `g` for that one read; any other read (or one outside a request) goes to Redis.
+    flask-limiter takes an entry (limits' acquire script), then asks for the window of the same
+    key to fill the headers (limits' window script): two round trips. Here both of limits' own
+    scripts go to Redis in one redis-py pipeline, and the window is kept in the request's `g` for
+    that one read; any other read (or one outside a request) goes to Redis. The sliding window
+    counter keeps two counters per key whatever the limit: O(1) memory and time.
     Registered under the scheme `resistance+redis://` (limits picks storages by scheme).
     """
 
     STORAGE_SCHEME = [ONE_TRIP_SCHEME + "redis", ONE_TRIP_SCHEME + "rediss"]
-    SCRIPT_ACQUIRE_AND_WINDOW = (Path(__file__).parent / "lua" / "acquire_and_window.lua").read_bytes()
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri.removeprefix(ONE_TRIP_SCHEME), **options)
 
-    def initialize_storage(self, uri: str) -> None:
-        super().initialize_storage(uri)
-        self.lua_acquire_and_window = self.get_connection().register_script(self.SCRIPT_ACQUIRE_AND_WINDOW)
+    def acquire_sliding_window_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        keys = [
+            self.prefixed_key(self._previous_window_key(key)),
+            self.prefixed_key(self._current_window_key(key)),
+        ]
+        scripts = (self.lua_acquire_sliding_window, self.lua_sliding_window)
+        connection = cast(Redis, self.get_connection())
+        pipeline = connection.pipeline(transaction=False)
+        pipeline.evalsha(scripts[0].sha, len(keys), *keys, limit, expiry, amount)
+        pipeline.evalsha(scripts[1].sha, len(keys), *keys, expiry)
+        acquired, window = pipeline.execute(raise_on_error=False)
+        if isinstance(acquired, NoScriptError) or isinstance(window, NoScriptError):
+            for script in scripts:  # a restarted or flushed Redis forgot them: load them again
+                script.sha = connection.script_load(script.script)
+            if isinstance(acquired, NoScriptError):  # nothing was taken: take it now
+                return self.acquire_sliding_window_entry(key, limit, expiry, amount)
+        if isinstance(acquired, Exception):
+            raise acquired
+        if has_request_context() and not isinstance(window, Exception):
+            g.setdefault("_limit_windows", {})[key] = _sliding_window(window)
+        return bool(acquired)
 
-    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        timestamp = time.time()
-        result = self.lua_acquire_and_window([self.prefixed_key(key)], [timestamp, limit, expiry, amount])
-        window = (float(result[1]), int(result[2])) if len(result) == 3 else (timestamp, 0)
+    def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         if has_request_context():
-            g.setdefault("_limit_windows", {})[key] = window
-        return bool(result[0])
-
-    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        if has_request_context():
-            window: tuple[float, int] | None = g.get("_limit_windows", {}).pop(key, None)
+            window: tuple[int, float, int, float] | None = g.get("_limit_windows", {}).pop(key, None)
             if window is not None:
                 return window
-        return super().get_moving_window(key, limit, expiry)
+        return super().get_sliding_window(key, expiry)
+
+
+def _sliding_window(raw: list[Any]) -> tuple[int, float, int, float]:
+    """limits' window script's answer as RedisStorage.get_sliding_window gives it: (previous
+    count, seconds it has left, current count, seconds it has left)."""
+    return (
+        int(raw[0] or 0),
+        max(0, float(raw[1] or 0)) / 1000,
+        int(raw[2] or 0),
+        max(0, float(raw[3] or 0)) / 1000,
+    )
 
 
 AUTH_SCOPE, PASSWORD_SCOPE = "auth", "password"
@@ -83,18 +106,10 @@ def client_ip() -> str:
 
 
 def account_or_ip() -> str:
-    """Per account when the request carries a validly signed token, else per client IP.
-
-    Only the signature and claims are checked here (no database): authentication proper
-    follows, and a token that fails there still counted against its account.
-    """
-    token = bearer_token()
-    if token is not None:
-        try:
-            return "account:" + str(decode_token(token)["sub"])
-        except Exception:  # any bad token is simply anonymous for limiting purposes
-            pass
-    return "ip:" + client_ip()
+    """Per account when the request proved one (security.permissions.identify ran before the
+    limiter), else per client IP: a token that failed counts as anonymous."""
+    account = authenticated_account()
+    return "ip:" + client_ip() if account is None else "account:" + account
 
 
 def _not_api() -> bool:
@@ -110,7 +125,10 @@ def _seconds_until(moment: float) -> int:
     return max(0, math.ceil(moment - time.time()))
 
 
-def _headers(limiter: Limiter) -> Callable[[Response], Response]:
+def response_headers(limiter: Limiter) -> Callable[[Response], Response]:
+    """after_request: RateLimit-Limit/-Remaining/-Reset (draft-ietf-httpapi-ratelimit-headers)
+    of the limit nearest to refusing, and Retry-After on a 429 (RFC 9110 §10.2.3)."""
+
     def add(response: Response) -> Response:
         limits: list[RequestLimit] = limiter.current_limits
         if not limits:
@@ -129,7 +147,8 @@ def _headers(limiter: Limiter) -> Callable[[Response], Response]:
 
 
 def init_app(app: Flask) -> Limiter:
-    """Build this app's limiter and register its check (call where it belongs in the hook order)."""
+    """Build this app's limiter; flask-limiter registers its check as a before_request hook here,
+    so api/pipeline.py calls this at the check's place in the order."""
     config = app.config
     if config["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
@@ -159,7 +178,7 @@ def init_app(app: Flask) -> Limiter:
         # flask-limiter would also read RATELIMIT_DEFAULT as a per-route default limit: our
         # default is the one application-wide bucket above, so that reading is switched off.
         default_limits_exempt_when=lambda: True,
-        strategy="moving-window",
+        strategy="sliding-window-counter",
         storage_uri=ONE_TRIP_SCHEME + redis_url if redis_url else "memory://",
         storage_options=(
             {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
@@ -171,5 +190,4 @@ def init_app(app: Flask) -> Limiter:
         swallow_errors=False,
     )
     limiter.init_app(app)
-    app.after_request(_headers(limiter))
     return limiter

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
 
 from api.problems import ProblemError
@@ -56,11 +56,38 @@ def auth_mode() -> str | None:
     return view_marker("_auth_mode", ACCESS)
 
 
-def authenticate() -> None:
-    """before_request: verify the token the endpoint needs, before anything reads the body."""
+def identify() -> None:
+    """before_request: verify the token the matched endpoint takes, once, before the rate limiter.
+
+    flask-jwt-extended checks everything a token must pass (signature, expiry, type, claims, its
+    session, its account) in one verify_jwt_in_request; the limiter then keys on the account it
+    proved (authenticated_account) and require_authentication answers a failure after the limit,
+    so a flood of bad tokens is still limited per client IP and a 429 still wins over a 401.
+    """
     mode = auth_mode()
-    if mode in (ACCESS, REFRESH):
-        verify_jwt_in_request(refresh=mode == REFRESH)
+    if mode not in (ACCESS, REFRESH):
+        return
+    try:
+        verified = verify_jwt_in_request(refresh=mode == REFRESH)
+    except Exception as failure:  # answered by require_authentication, after the rate limit
+        g.authentication_failure = failure
+        return
+    if verified is not None:  # None: a method that needs no token (OPTIONS, JWT_EXEMPT_METHODS)
+        g.authenticated_account = verified[1]["sub"]
+
+
+def authenticated_account() -> str | None:
+    """The account id (the token's `sub`) this request proved, else None (anonymous, a public
+    route, or a token that failed)."""
+    return g.get("authenticated_account")
+
+
+def require_authentication() -> None:
+    """before_request: the 401 (or outage) identify met, now that the rate limit has passed;
+    nothing has read the body yet, so 401 wins over 413/415/422."""
+    failure = g.pop("authentication_failure", None)
+    if failure is not None:
+        raise failure
 
 
 def require_role(*roles: str) -> None:

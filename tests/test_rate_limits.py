@@ -146,27 +146,31 @@ def test_limit_holds_across_gunicorn_workers_with_redis(app, db_url, redis_url, 
     assert statuses[5:] == [429, 429, 429]
 
 
-def test_redis_limit_counts_down_in_one_script_call_per_request(
+def test_redis_limit_counts_down_in_one_round_trip_per_request(
     make_app, redis_url, make: Factory, monkeypatch
 ):
-    import redis
+    """Taking the entry and reading the window the headers show: limits' two scripts, sent to
+    Redis in one write (a pipeline), so one round trip per request."""
+    from redis.connection import Connection
 
     limited = make_app(REDIS_URL=redis_url, RATELIMIT_DEFAULT="4/minute")
     account = make.account()
     client = limited.test_client()
-    calls: list[str] = []
-    evalsha = redis.Redis.evalsha
+    trips: list[int] = []
+    send = Connection.send_packed_command
 
-    def counted(self: Any, sha: str, *args: Any) -> Any:
-        calls.append(sha)
-        return evalsha(self, sha, *args)
+    def counted(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+        packed = b"".join(command) if isinstance(command, list) else command
+        if b"EVALSHA" in packed.upper():
+            trips.append(packed.upper().count(b"EVALSHA"))
+        return send(self, command, *args, **kwargs)
 
-    monkeypatch.setattr(redis.Redis, "evalsha", counted)
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
     seen = []
-    for expected_calls in range(1, 6):
+    for expected_trips in range(1, 6):
         response = client.get(ME, headers=account["headers"])
         seen.append((response.status_code, response.headers["RateLimit-Remaining"]))
-        assert len(calls) == expected_calls  # taking the entry and reading the window: one trip
+        assert len(trips) == expected_trips and trips[-1] == 2  # both scripts, one write
         assert 0 < int(response.headers["RateLimit-Reset"]) <= 60
     assert seen == [(200, "3"), (200, "2"), (200, "1"), (200, "0"), (429, "0")]
     assert 0 < int(response.headers["Retry-After"]) <= 60
@@ -180,16 +184,65 @@ def test_one_trip_storage_reads_the_window_as_limits_does(app, redis_url):
     ours = OneTripRedisStorage("resistance+" + redis_url, key_prefix="t")
     stock = RedisStorage(redis_url, key_prefix="t")
     with app.test_request_context():
-        assert ours.acquire_entry("k", 3, 60) is True
-        assert ours.acquire_entry("k", 3, 60) is True
-        remembered = ours.get_moving_window("k", 3, 60)  # the window the acquiring script read
-        start, count = stock.get_moving_window("k", 3, 60)
-        assert remembered == (start, count) and count == 2
-        assert ours.get_moving_window("k", 3, 60) == (start, 2)  # read once; then from Redis
-        assert ours.acquire_entry("k", 1, 60, amount=2) is False  # more than the limit: never
-        assert ours.acquire_entry("empty", 1, 60, amount=2) is False
-        empty_start, empty_count = ours.get_moving_window("empty", 1, 60)
-        assert empty_count == 0 and empty_start > start
-    assert ours.acquire_entry("k", 3, 60) is True  # outside a request: nothing remembered
-    assert ours.get_moving_window("k", 3, 60) == stock.get_moving_window("k", 3, 60)[:1] + (3,)
-    assert ours.acquire_entry("k", 3, 60) is False
+        assert ours.acquire_sliding_window_entry("k", 3, 60) is True
+        assert ours.acquire_sliding_window_entry("k", 3, 60) is True
+        remembered = ours.get_sliding_window("k", 60)  # the window read in the acquiring trip
+        previous, _, current, current_ttl = stock.get_sliding_window("k", 60)
+        assert remembered[0] == previous == 0 and remembered[2] == current == 2
+        assert abs(remembered[3] - current_ttl) < 1
+        assert ours.get_sliding_window("k", 60)[2] == 2  # read once; then from Redis
+        assert ours.acquire_sliding_window_entry("k", 1, 60, amount=2) is False  # never more
+        assert ours.acquire_sliding_window_entry("k", 3, 60) is True
+        assert ours.acquire_sliding_window_entry("k", 3, 60) is False  # 3 taken of 3
+    assert ours.acquire_sliding_window_entry("j", 3, 60) is True  # outside a request: nothing kept
+    assert ours.get_sliding_window("j", 60)[2] == 1
+
+
+def test_one_trip_storage_loads_scripts_a_restarted_redis_forgot(app, redis_url):
+    """SCRIPT FLUSH (a restart, a failover to a replica that never saw them): the entry is
+    taken once, not twice, and the limit goes on counting."""
+    import redis
+
+    from security.limiter import OneTripRedisStorage
+
+    ours = OneTripRedisStorage("resistance+" + redis_url, key_prefix="t")
+    with app.test_request_context():
+        assert ours.acquire_sliding_window_entry("k", 2, 60) is True
+        redis.Redis.from_url(redis_url).script_flush()
+        assert ours.acquire_sliding_window_entry("k", 2, 60) is True
+        assert ours.get_sliding_window("k", 60)[2] == 2
+        assert ours.acquire_sliding_window_entry("k", 2, 60) is False
+        # Only the window script forgotten: the entry stands, the window is read again.
+        ours.lua_sliding_window.sha = "0" * 40
+        assert ours.acquire_sliding_window_entry("w", 2, 60) is True
+        assert ours.get_sliding_window("w", 60)[2] == 1
+        assert ours.acquire_sliding_window_entry("w", 2, 60) is True
+
+
+def test_a_limit_costs_the_same_whatever_its_size(make_app, redis_url, make: Factory):
+    """The sliding window counter: two counters per bucket, however many requests it allows."""
+    import redis
+
+    huge = make_app(REDIS_URL=redis_url, RATELIMIT_DEFAULT="1000000/minute")
+    account = make.account()
+    client = huge.test_client()
+    for _ in range(30):
+        assert client.get(ME, headers=account["headers"]).status_code == 200
+    store = redis.Redis.from_url(redis_url)
+    keys = [key for key in store.keys("*") if b"LIMITER" in key.upper() or b"account:" in key]
+    assert 1 <= len(keys) <= 2, keys  # this window, and the last once it has one
+    assert all(store.type(key) == b"string" for key in keys)
+
+
+def test_one_trip_storage_raises_what_redis_refused(app, redis_url):
+    """An error other than a forgotten script (here WRONGTYPE; OOM under maxmemory is another)
+    is raised, so the request is 503 (api/__init__.py), never let through unlimited."""
+    import redis
+    from redis.exceptions import ResponseError
+
+    from security.limiter import OneTripRedisStorage
+
+    ours = OneTripRedisStorage("resistance+" + redis_url, key_prefix="t")
+    redis.Redis.from_url(redis_url).rpush(ours.prefixed_key(ours._current_window_key("k")), "x")
+    with app.test_request_context(), pytest.raises(ResponseError, match="WRONGTYPE"):
+        ours.acquire_sliding_window_entry("k", 3, 60)

@@ -19,13 +19,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from api.accounts.models import Actor, Role
-from api.caching import bump
-from api.database import utcnow, write_transaction
+from api.caching import SURVIVORS
+from api.database import mark_changed, utcnow, write_transaction
 from api.extensions import db
 from api.metrics import TRADES
 from api.pagination import Window, page_of
 from api.problems import ProblemError
-from api.survivors.models import ITEMS, Survivor, points_of
+from api.survivors.models import ITEMS, Survivor, points_of, revised
 from api.survivors.services import survivor_id_of
 from api.trades.models import Status, Trade, TradeEvent
 
@@ -160,8 +160,7 @@ def _exchange(
                     for item in ITEMS
                     if item in gives or item in takes
                 },
-                "version": Survivor.version + 1,
-                "updated_at": utcnow(),
+                **revised(),
             }
         )
         .returning(Survivor.id)
@@ -188,7 +187,7 @@ def _complete(session: Session, trade: Trade) -> None:
         if not _exchange(session, survivor_id, gives, takes):
             reason = "is infected" if survivor.infected else "no longer holds the items it gives"
             raise ProblemError(409, f"The {party} {reason}: nothing moved and the trade stays pending.")
-    bump(session)  # the resources report changed; the version row is always locked last
+    mark_changed(SURVIVORS)  # the resources report changed
 
 
 def settle(actor: Actor, trade_id: uuid.UUID, outcome: Status) -> Trade:

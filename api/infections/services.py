@@ -24,10 +24,9 @@ HELD = [getattr(Survivor, item) for item in ITEMS]
 
 def _reporter(actor: Actor, session: Any, reporter_id: uuid.UUID | None) -> Survivor:
     if actor.role == Role.SURVIVOR:
-        reporter = session.scalar(select(Survivor).where(Survivor.account_id == actor.id))
-        if reporter is None:
+        if actor.survivor_id is None:
             raise ProblemError(409, "Register your survivor profile before reporting.")
-        return reporter
+        return session.get_one(Survivor, actor.survivor_id, populate_existing=True)
     if reporter_id is None:
         raise ProblemError(
             422, "Admins must name the reporter.", errors={"reporter_id": ["Required for admins."]}

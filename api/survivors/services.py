@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from api.accounts.models import Actor, Role
@@ -18,21 +18,15 @@ from api.problems import ProblemError
 from api.survivors import totals
 from api.survivors.models import ITEMS, Survivor, revised
 
-
-def survivor_id_of(account_id: uuid.UUID) -> uuid.UUID | None:
-    """The id of the account's survivor profile, if it has one."""
-    return db.session.scalar(select(Survivor.id).where(Survivor.account_id == account_id))
-
-
-def profile_of(account: Actor) -> Survivor | None:
-    """The account's own survivor profile, if it has one."""
-    return db.session.scalar(select(Survivor).where(Survivor.account_id == account.id))
+SECOND_PROFILE = "This account already has a survivor profile."
 
 
 def create_survivor(actor: Actor, data: dict[str, Any]) -> Survivor:
     """A survivor account registers itself once; an admin registers unlinked profiles."""
     if actor.role not in (Role.SURVIVOR, Role.ADMIN):
         raise ProblemError(403, "Observers cannot register survivors.")
+    if actor.role == Role.SURVIVOR and actor.survivor_id is not None:
+        raise ProblemError(409, SECOND_PROFILE)
     inventory = data.get("inventory") or {}
     survivor = Survivor(
         account_id=actor.id if actor.role == Role.SURVIVOR else None,
@@ -50,7 +44,7 @@ def create_survivor(actor: Actor, data: dict[str, Any]) -> Survivor:
             totals.registered(session, {item: getattr(survivor, item) for item in ITEMS})
     except IntegrityError:
         # account_id is unique: the database decides the race between two first profiles.
-        raise ProblemError(409, "This account already has a survivor profile.") from None
+        raise ProblemError(409, SECOND_PROFILE) from None
     return survivor
 
 

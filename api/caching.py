@@ -1,6 +1,7 @@
 """HTTP caching and the server-side cache, both keyed by a version the database keeps.
 
-Every write to survivor data bumps one counter row in the same transaction. A list or report's
+Every write to survivor data bumps one counter row in the same transaction (write_transaction
+does it, for the data sets the write declares: api/database.py). A list or report's
 ETag is that version plus the representation (route and validated query), so a 304 costs one
 primary-key read and no serialising, and its rendered body is cached with the version it was
 rendered at: a copy older than the last write is never served, by any worker or replica. Single
@@ -42,8 +43,12 @@ class DataVersion(db.Model):  # type: ignore[name-defined,misc]
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
 
 
-def bump(session: Session, name: str = SURVIVORS) -> None:
-    """Invalidate every cached representation of `name` (call inside the write transaction)."""
+def bump(session: Session, name: str) -> None:
+    """Invalidate every cached representation of `name`.
+
+    write_transaction's alone to call, last before its commit, for the data sets the block
+    declared: services declare (write_transaction(changes=...), mark_changed), never bump.
+    """
     session.execute(
         update(DataVersion).where(DataVersion.name == name).values(version=DataVersion.version + 1)
     )

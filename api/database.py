@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from api.caching import bump
 from api.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -132,25 +133,52 @@ def init_app(app: Flask) -> None:
 
 
 AFTER_COMMIT = "resistance.after_commit"
+CHANGES = "resistance.changes"
 
 
 @contextmanager
-def write_transaction() -> Iterator[Session]:
+def write_transaction(changes: str | None = None) -> Iterator[Session]:
     """Run the block as one write transaction, committed at the end, rolled back on any error;
-    then what the block asked for with after_commit, in order."""
+    then what the block asked for with after_commit, in order.
+
+    `changes` names the data set the block changes (caching.SURVIVORS, say); mark_changed adds
+    one from inside the block when only some outcomes change anything. Each named set's version
+    row is bumped here, after everything the block wrote and right before COMMIT, so every writer
+    takes its locks in one order — its own rows, the survivor totals row, the version rows last —
+    and no two can wait on each other in a cycle; no service has to remember that order. A
+    transaction that rolls back bumps nothing, and one that names nothing leaves every version
+    (and every cached body keyed by it) alone.
+    """
     session = db.session()
     if session.in_transaction():
         session.commit()  # end the read snapshot so the write starts on fresh data
     session.connection(execution_options=WRITE_OPTIONS[dialect_name()])
+    session.info[CHANGES] = set() if changes is None else {changes}
     try:
         yield session
+        changed = session.info.pop(CHANGES)
+        if changed:
+            session.flush()  # the block's own rows first, whatever it left pending in the ORM
+            for name in sorted(changed):  # one order across data sets too
+                bump(session, name)
         session.commit()
     except BaseException:
         session.rollback()
         session.info.pop(AFTER_COMMIT, None)
+        session.info.pop(CHANGES, None)
         raise
     for callback in session.info.pop(AFTER_COMMIT, []):
         callback()
+
+
+def mark_changed(name: str) -> None:
+    """Declare that the current write_transaction changes data set `name`: its version is bumped
+    once, just before the commit (never if the transaction rolls back). For a block that changes
+    the data only on some paths (a repeat infection report counts nothing)."""
+    changes = db.session().info.get(CHANGES)
+    if changes is None:
+        raise RuntimeError("mark_changed is only meaningful inside write_transaction")
+    changes.add(name)
 
 
 def after_commit(callback: Callable[[], None]) -> None:

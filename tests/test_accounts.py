@@ -392,3 +392,39 @@ def test_token_of_account_disabled_without_ending_its_sessions_is_401(app, clien
     assert live_sessions(app, target["id"]) == 1
     assert_problem(client.get(ME, headers=target["headers"]), 401)
     assert_problem(client.post(REFRESH, headers=bearer(target["refresh_token"])), 401)
+
+
+# --- services (the per-request actor query, without HTTP) ------------------------------------
+
+
+def test_actor_query_carries_the_survivor_id_or_none_in_one_statement(app, make):
+    from sqlalchemy import event
+
+    from api.accounts.models import Actor, Role
+    from api.accounts.services import load_active
+
+    survivor, observer, admin = make.survivor(), make.account("observer"), make.account("admin")
+    owner = survivor["owner"]
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):  # not SQLite's BEGIN
+            statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            linked = load_active(owner["id"])
+            unlinked = load_active(observer["id"])
+            assert len(statements) == 2  # one query per actor, the survivor id joined in
+            assert all("LEFT OUTER JOIN survivors" in statement for statement in statements)
+            assert load_active(admin["id"]) == Actor(
+                uuid.UUID(admin["id"]), admin["username"], Role.ADMIN, None
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert linked == Actor(
+        uuid.UUID(owner["id"]), owner["username"], Role.SURVIVOR, uuid.UUID(survivor["id"])
+    )
+    assert unlinked is not None and unlinked.survivor_id is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -148,3 +149,112 @@ def test_redis_cache_holds_json_not_pickle(make_app, redis_url, observer):
 
 def test_missing_redis_cache_entry_reads_as_none():
     assert caching._JSONCacheSerializer().loads(None) is None
+
+
+# --- data versions: write_transaction bumps what a write declares, last, at its commit ----------
+
+
+@pytest.fixture
+def statements(app: Any) -> Iterator[list[str]]:
+    """Every statement the app's engine runs (BEGIN and COMMIT too, SQLite sends them as SQL)."""
+    from sqlalchemy import event
+
+    from api.extensions import db
+
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        verb = statement.split(None, 1)[0].upper()
+        seen.append(f"{verb} data_versions" if "data_versions" in statement else verb)
+
+    def commit(_conn: Any) -> None:
+        seen.append("COMMIT")
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", commit)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", commit)
+
+
+def _versions() -> dict[str, int]:
+    from api.robots.services import ROBOTS
+
+    return {name: caching.current_version(name) for name in (caching.SURVIVORS, ROBOTS)}
+
+
+def _touch(session: Any) -> None:
+    """A write to some other row: the block's own work, which must come before the version row."""
+    from sqlalchemy import update
+
+    from api.survivors.models import TOTALS_ROW, SurvivorTotals
+
+    session.execute(update(SurvivorTotals).where(SurvivorTotals.id == TOTALS_ROW).values(survivors=0))
+
+
+def test_declared_change_bumps_its_version_once_last_before_commit(app, statements):
+    from api.database import mark_changed, write_transaction
+
+    with app.app_context():
+        before = _versions()
+        with write_transaction(changes=caching.SURVIVORS) as session:
+            statements.clear()  # from inside: what ended the read before it is no part of this
+            _touch(session)
+            mark_changed(caching.SURVIVORS)  # declared twice, bumped once
+        written = [s for s in statements if s != "SELECT"]
+        assert written == ["UPDATE", "UPDATE data_versions", "COMMIT"]
+        assert _versions() == {**before, caching.SURVIVORS: before[caching.SURVIVORS] + 1}
+
+
+def test_each_marked_data_set_is_bumped_in_one_order(app, statements):
+    from api.database import mark_changed, write_transaction
+    from api.robots.services import ROBOTS
+
+    with app.app_context():
+        before = _versions()
+        with write_transaction(changes=caching.SURVIVORS):
+            statements.clear()
+            mark_changed(ROBOTS)
+        assert statements.count("UPDATE data_versions") == 2
+        assert _versions() == {name: version + 1 for name, version in before.items()}
+
+
+def test_rolled_back_transaction_bumps_nothing(app, statements):
+    from api.database import mark_changed, write_transaction
+
+    with app.app_context():
+        before = _versions()
+        with pytest.raises(RuntimeError, match="abort"):
+            with write_transaction(changes=caching.SURVIVORS) as session:
+                statements.clear()
+                _touch(session)
+                mark_changed(caching.SURVIVORS)
+                raise RuntimeError("abort")
+        assert "UPDATE data_versions" not in statements and "COMMIT" not in statements
+        assert _versions() == before
+        with write_transaction():  # what the failed block declared does not leak into the next
+            pass
+        assert _versions() == before
+
+
+def test_undeclared_transaction_bumps_nothing(app, statements):
+    from api.database import write_transaction
+
+    with app.app_context():
+        before = _versions()
+        with write_transaction() as session:
+            statements.clear()
+            _touch(session)
+        assert "UPDATE data_versions" not in statements and "COMMIT" in statements
+        assert _versions() == before
+
+
+def test_mark_changed_outside_a_write_transaction_is_an_error(app):
+    from api.database import mark_changed
+
+    with app.app_context(), pytest.raises(RuntimeError, match="inside write_transaction"):
+        mark_changed(caching.SURVIVORS)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from api.extensions import db
 from tests.conftest import Factory, assert_problem, random_uuid
 
 
@@ -56,12 +55,16 @@ def test_report_unknown_survivor_with_unknown_reporter_is_404(client, admin):
 def test_report_by_account_without_profile_is_409(client, make, admin):
     target = make.survivor()
     stranger = make.account("survivor")
-    assert_problem(client.post(reports_url(target["id"]), headers=stranger["headers"]), 409)
+    assert_problem(
+        client.post(reports_url(target["id"]), headers=stranger["headers"]),
+        409,
+        detail="Register your survivor profile before reporting.",
+    )
     # 409 comes before the survivor-account body check (422).
     with_body = client.post(
         reports_url(target["id"]), json={"reporter_id": target["id"]}, headers=stranger["headers"]
     )
-    assert_problem(with_body, 409)
+    assert_problem(with_body, 409, detail="Register your survivor profile before reporting.")
     assert read(client, target["id"], admin["headers"])["infection_reports"] == 0
 
 
@@ -351,12 +354,12 @@ def test_report_default_threshold_is_three(app):
 
 
 def test_report_service_counts_a_pair_once(app, make):
-    from api.accounts.models import Account
+    from api.accounts.services import load_active
     from api.infections import services
 
     target, reporter = make.survivor(), make.survivor()
     with app.app_context():
-        actor = db.session.get(Account, uuid.UUID(reporter["owner"]["id"]))
+        actor = load_active(reporter["owner"]["id"])
         first, counted = services.report(actor, uuid.UUID(target["id"]), {})
         again, counted_again = services.report(actor, uuid.UUID(target["id"]), {})
     assert (counted, counted_again) == (True, False)

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert
 
-from api.caching import bump
+from api.caching import SURVIVORS
+from api.database import write_transaction
 from api.extensions import db
 from api.survivors import totals
 from api.survivors.models import Survivor
@@ -36,11 +37,10 @@ def insert_survivors(app: Any, count: int, **values: Any) -> None:
     if not count:
         return
     row = {"name": "Bulk", "age": 30, "gender": "unspecified", "latitude": 0.0, "longitude": 0.0, **values}
-    with app.app_context():
-        db.session.execute(insert(Survivor), [{**row, "id": uuid.uuid4()} for _ in range(count)])
-        totals.reset(db.session)  # rows written behind the app's back: recount them
-        bump(db.session)  # as every write does: cached reports must not outlive it
-        db.session.commit()
+    # Declared as every write declares it: cached reports must not outlive it.
+    with app.app_context(), write_transaction(changes=SURVIVORS) as session:
+        session.execute(insert(Survivor), [{**row, "id": uuid.uuid4()} for _ in range(count)])
+        totals.reset(session)  # rows written behind the app's back: recount them
 
 
 @contextmanager

@@ -225,7 +225,11 @@ def test_propose_trade_without_profile_is_409(client, make):
     partner = make.survivor()
     account = make.account("survivor")
     body = {"partner_id": partner["id"], "offer": {"water": 1}, "request": {"ammunition": 4}}
-    assert_problem(client.post(URL, json=body, headers=account["headers"]), 409)
+    assert_problem(
+        client.post(URL, json=body, headers=account["headers"]),
+        409,
+        detail="Register your survivor profile before trading.",
+    )
 
 
 @pytest.mark.parametrize("spelling", [str.lower, str.upper])
@@ -357,7 +361,11 @@ def test_propose_trade_without_json_content_type_is_415(client, make):
 def test_propose_trade_without_profile_and_with_unequal_points_is_409(client, make):
     account = make.account("survivor")
     body = {"partner_id": random_uuid(), "offer": {"water": 1}, "request": {"ammunition": 1}}
-    assert_problem(client.post(URL, json=body, headers=account["headers"]), 409)
+    assert_problem(
+        client.post(URL, json=body, headers=account["headers"]),
+        409,
+        detail="Register your survivor profile before trading.",
+    )
 
 
 def test_propose_trade_with_yourself_and_unequal_points_is_422_on_partner(make):

@@ -42,8 +42,14 @@ class Account(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-define
 class Actor:
     """The authenticated account as a request acts with it: read in one light query per request
     (no ORM object to build, nothing to expire or refresh after a commit), never written through.
-    Has the attribute names of Account that services read from an actor."""
+    Has the attribute names of Account that services read from an actor.
+
+    survivor_id is the account's survivor profile as that query found it, None without one: the
+    one place a request learns it (a profile's account never changes once set). A profile the
+    request itself creates (POST /survivors) is not on it; nothing after the creation reads it.
+    """
 
     id: uuid.UUID
     username: str
     role: Role
+    survivor_id: uuid.UUID | None

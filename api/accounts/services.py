@@ -16,6 +16,7 @@ from api.database import utcnow, write_transaction
 from api.extensions import db
 from api.pagination import Window, page_of
 from api.problems import ProblemError
+from api.survivors.models import Survivor
 from security.passwords import Passwords, password_problem
 from security.sessions import EndReason, end_sessions
 
@@ -98,15 +99,20 @@ def replace_password_hash(account_id: uuid.UUID, expected: str, new_hash: str) -
 
 
 # Built once: SQLAlchemy memoises a statement's cache key, so each request only binds values.
-ACTOR_QUERY = select(Account.id, Account.username, Account.role).where(
-    Account.id == bindparam("id"), Account.disabled.is_(False)
+# The outer join brings the survivor profile's id (account_id is unique: at most one row).
+ACTOR_QUERY = (
+    select(Account.id, Account.username, Account.role, Survivor.id.label("survivor_id"))
+    .select_from(Account)
+    .outerjoin(Survivor, Survivor.account_id == Account.id)
+    .where(Account.id == bindparam("id"), Account.disabled.is_(False))
 )
 
 
 def load_active(account_id: str) -> Actor | None:
     """The account a token names, if it is still enabled (its session was checked before).
 
-    Runs on every authenticated request: a prepared Core select of three columns, not an ORM load.
+    Runs on every authenticated request: a prepared Core select of four columns, not an ORM load,
+    and the only look-up of the account's survivor profile a request needs (Actor.survivor_id).
     """
     try:
         key = uuid.UUID(account_id)

@@ -26,7 +26,6 @@ from api.auth.schemas import (
 )
 from api.openapi import REFRESH_SCHEME, Blueprint
 from api.pagination import paginated
-from api.survivors.services import survivor_id_of
 from security.limiter import auth_rate_limited, password_rate_limited
 from security.permissions import public, refresh_token_required
 
@@ -184,5 +183,5 @@ class Me(MethodView):
             "id": current_user.id,
             "username": current_user.username,
             "role": current_user.role,
-            "survivor_id": survivor_id_of(current_user.id),
+            "survivor_id": current_user.survivor_id,
         }

@@ -10,13 +10,13 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from api.accounts.models import Actor, Role
-from api.caching import bump
-from api.database import insert_ignore, utcnow, write_transaction
+from api.caching import SURVIVORS
+from api.database import insert_ignore, mark_changed, utcnow, write_transaction
 from api.infections.models import InfectionReport
 from api.metrics import INFECTIONS
 from api.problems import ProblemError
 from api.survivors import totals
-from api.survivors.models import ITEMS, Survivor
+from api.survivors.models import ITEMS, Survivor, revised
 
 audit = logging.getLogger("resistance.audit")
 HELD = [getattr(Survivor, item) for item in ITEMS]
@@ -24,10 +24,9 @@ HELD = [getattr(Survivor, item) for item in ITEMS]
 
 def _reporter(actor: Actor, session: Any, reporter_id: uuid.UUID | None) -> Survivor:
     if actor.role == Role.SURVIVOR:
-        reporter = session.scalar(select(Survivor).where(Survivor.account_id == actor.id))
-        if reporter is None:
+        if actor.survivor_id is None:
             raise ProblemError(409, "Register your survivor profile before reporting.")
-        return reporter
+        return session.get_one(Survivor, actor.survivor_id, populate_existing=True)
     if reporter_id is None:
         raise ProblemError(
             422, "Admins must name the reporter.", errors={"reporter_id": ["Required for admins."]}
@@ -73,11 +72,7 @@ def report(actor: Actor, reported_id: uuid.UUID, body: dict[str, Any]) -> tuple[
             count, infected, *held = session.execute(
                 update(Survivor)
                 .where(Survivor.id == reported_id)
-                .values(
-                    infection_reports=Survivor.infection_reports + 1,
-                    version=Survivor.version + 1,
-                    updated_at=utcnow(),
-                )
+                .values(infection_reports=Survivor.infection_reports + 1, **revised())
                 .returning(Survivor.infection_reports, Survivor.infected, *HELD)
             ).one()
             # The row stays locked until the commit: this transaction alone sees it cross the
@@ -86,7 +81,7 @@ def report(actor: Actor, reported_id: uuid.UUID, body: dict[str, Any]) -> tuple[
                 session.execute(update(Survivor).where(Survivor.id == reported_id).values(infected=True))
                 totals.infected(session, dict(zip(ITEMS, held, strict=True)))
                 infected = newly_infected = True
-            bump(session)
+            mark_changed(SURVIVORS)
         else:
             count, infected = session.execute(
                 select(Survivor.infection_reports, Survivor.infected).where(Survivor.id == reported_id)

@@ -17,7 +17,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, select, update
 
-from api.caching import bump, current_version
+from api.caching import current_version
 from api.database import insert_ignore, utcnow, write_transaction
 from api.extensions import db
 from api.problems import ProblemError
@@ -78,7 +78,7 @@ def _store(records: list[Record]) -> tuple[list[Record], datetime]:
     """Replace the stored copy, release the lease and bump the robots version, in one transaction."""
     ordered = _sorted(records)
     fetched_at = utcnow()
-    with write_transaction() as session:
+    with write_transaction(changes=ROBOTS) as session:
         insert_ignore(RobotCache, {"id": ROW_ID})
         session.execute(
             update(RobotCache)
@@ -86,7 +86,6 @@ def _store(records: list[Record]) -> tuple[list[Record], datetime]:
             .values(records=json.dumps(ordered), fetched_at=fetched_at, refresh_started_at=None)
             .execution_options(synchronize_session=False)
         )
-        bump(session, ROBOTS)
     return ordered, fetched_at
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.database import Timestamps, UUIDPrimaryKey
+from api.database import Timestamps, UUIDPrimaryKey, utcnow
 from api.extensions import db
 
 ITEMS = ("water", "food", "medication", "ammunition")
@@ -69,6 +70,13 @@ class Survivor(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-defin
             **counts,
             "points": points_of(counts),
         }
+
+
+def revised() -> dict[str, Any]:
+    """What every UPDATE of a survivor row sets besides its change: the row's next version (its
+    ETag, which If-Match compares) and updated_at. Not the data-set version of lists and reports:
+    write_transaction bumps that (api/database.py)."""
+    return {"version": Survivor.version + 1, "updated_at": utcnow()}
 
 
 TOTALS_ROW = 1

@@ -6,33 +6,27 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from api.accounts.models import Actor, Role
-from api.caching import bump
+from api.caching import SURVIVORS
 from api.database import write_transaction
 from api.extensions import db
 from api.pagination import Window, page_of
 from api.problems import ProblemError
 from api.survivors import totals
-from api.survivors.models import ITEMS, Survivor
+from api.survivors.models import ITEMS, Survivor, revised
 
-
-def survivor_id_of(account_id: uuid.UUID) -> uuid.UUID | None:
-    """The id of the account's survivor profile, if it has one."""
-    return db.session.scalar(select(Survivor.id).where(Survivor.account_id == account_id))
-
-
-def profile_of(account: Actor) -> Survivor | None:
-    """The account's own survivor profile, if it has one."""
-    return db.session.scalar(select(Survivor).where(Survivor.account_id == account.id))
+SECOND_PROFILE = "This account already has a survivor profile."
 
 
 def create_survivor(actor: Actor, data: dict[str, Any]) -> Survivor:
     """A survivor account registers itself once; an admin registers unlinked profiles."""
     if actor.role not in (Role.SURVIVOR, Role.ADMIN):
         raise ProblemError(403, "Observers cannot register survivors.")
+    if actor.role == Role.SURVIVOR and actor.survivor_id is not None:
+        raise ProblemError(409, SECOND_PROFILE)
     inventory = data.get("inventory") or {}
     survivor = Survivor(
         account_id=actor.id if actor.role == Role.SURVIVOR else None,
@@ -44,14 +38,13 @@ def create_survivor(actor: Actor, data: dict[str, Any]) -> Survivor:
         **{item: inventory.get(item, 0) for item in ITEMS},
     )
     try:
-        with write_transaction() as session:
+        with write_transaction(changes=SURVIVORS) as session:
             session.add(survivor)
             session.flush()
             totals.registered(session, {item: getattr(survivor, item) for item in ITEMS})
-            bump(session)  # the version row is always locked last: no lock-order cycles
     except IntegrityError:
         # account_id is unique: the database decides the race between two first profiles.
-        raise ProblemError(409, "This account already has a survivor profile.") from None
+        raise ProblemError(409, SECOND_PROFILE) from None
     return survivor
 
 
@@ -84,18 +77,19 @@ def move(
     precondition: Callable[[str], bool],
 ) -> Survivor:
     """Record a new location; 412 (nothing written) when precondition(current ETag) is false."""
-    with write_transaction() as session:
+    with write_transaction(changes=SURVIVORS) as session:
         survivor = session.get(Survivor, survivor_id, with_for_update=True, populate_existing=True)
         if survivor is None:
             raise ProblemError(404, "No such survivor.")
         _require_owner_or_admin(actor, survivor)
         if not precondition(survivor.etag):
             raise ProblemError(412, "The survivor changed since you read it; fetch it again.")
-        survivor.latitude = location["latitude"]
-        survivor.longitude = location["longitude"]
-        survivor.version += 1
-        session.flush()
-        bump(session)
+        # The loaded survivor takes the new values too (the ORM evaluates the SET clause on it).
+        session.execute(
+            update(Survivor)
+            .where(Survivor.id == survivor.id)
+            .values(latitude=location["latitude"], longitude=location["longitude"], **revised())
+        )
     return survivor
 
 

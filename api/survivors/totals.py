@@ -1,8 +1,9 @@
 """Survivor totals kept by every write, so list totals and reports never count a million rows.
 
-Call these inside the write transaction that makes the change, after the survivor rows and
-before caching.bump: every writer then locks survivor rows, this one row, and the version row in
-that order, and no two transactions can wait on each other in a cycle.
+Call these inside the write transaction that makes the change, after the survivor rows; the
+transaction bumps the version row itself, after the block and right before its commit
+(write_transaction, api/database.py). Every writer then locks survivor rows, this one row, and
+the version row in that order, and no two transactions can wait on each other in a cycle.
 """
 
 from __future__ import annotations

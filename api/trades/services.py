@@ -19,14 +19,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from api.accounts.models import Actor, Role
-from api.caching import bump
-from api.database import utcnow, write_transaction
+from api.caching import SURVIVORS
+from api.database import mark_changed, utcnow, write_transaction
 from api.extensions import db
 from api.metrics import TRADES
 from api.pagination import Window, page_of
 from api.problems import ProblemError
-from api.survivors.models import ITEMS, Survivor, points_of
-from api.survivors.services import survivor_id_of
+from api.survivors.models import ITEMS, Survivor, points_of, revised
 from api.trades.models import Status, Trade, TradeEvent
 
 audit = logging.getLogger("resistance.audit")
@@ -78,10 +77,10 @@ def propose(actor: Actor, data: dict[str, Any]) -> Trade:
     if actor.role != Role.SURVIVOR:
         raise ProblemError(403, "Only survivor accounts propose trades.")
     offer, request, partner_id = data["offer"], data["request"], data["partner_id"]
+    if actor.survivor_id is None:
+        raise ProblemError(409, "Register your survivor profile before trading.")
     with write_transaction() as session:
-        proposer = session.scalar(select(Survivor).where(Survivor.account_id == actor.id))
-        if proposer is None:
-            raise ProblemError(409, "Register your survivor profile before trading.")
+        proposer = session.get_one(Survivor, actor.survivor_id, populate_existing=True)
         if partner_id == proposer.id:
             raise ProblemError(
                 422,
@@ -112,8 +111,8 @@ def propose(actor: Actor, data: dict[str, Any]) -> Trade:
 
 
 def _own_survivor(actor: Actor) -> uuid.UUID | None:
-    """The actor's survivor id, looked up once per action (an admin acts as no party)."""
-    return None if actor.role == Role.ADMIN else survivor_id_of(actor.id)
+    """The actor's survivor id (an admin acts as no party)."""
+    return None if actor.role == Role.ADMIN else actor.survivor_id
 
 
 def _visible(actor: Actor, own: uuid.UUID | None, trade: Trade | None) -> Trade:
@@ -135,7 +134,7 @@ def list_trades(window: Window, actor: Actor, status: str | None = None) -> tupl
     """One page of the trades the actor's survivor is party to (admins: all), oldest first."""
     where = [] if status is None else [Trade.status == Status(status)]
     if actor.role != Role.ADMIN:
-        own = survivor_id_of(actor.id)
+        own = actor.survivor_id
         if own is None:
             return [], 0
         where.append(or_(Trade.proposer_id == own, Trade.partner_id == own))
@@ -160,8 +159,7 @@ def _exchange(
                     for item in ITEMS
                     if item in gives or item in takes
                 },
-                "version": Survivor.version + 1,
-                "updated_at": utcnow(),
+                **revised(),
             }
         )
         .returning(Survivor.id)
@@ -188,7 +186,7 @@ def _complete(session: Session, trade: Trade) -> None:
         if not _exchange(session, survivor_id, gives, takes):
             reason = "is infected" if survivor.infected else "no longer holds the items it gives"
             raise ProblemError(409, f"The {party} {reason}: nothing moved and the trade stays pending.")
-    bump(session)  # the resources report changed; the version row is always locked last
+    mark_changed(SURVIVORS)  # the resources report changed
 
 
 def settle(actor: Actor, trade_id: uuid.UUID, outcome: Status) -> Trade:

@@ -11,7 +11,8 @@
 2. For each database: an empty database (PostgreSQL: the public schema of BENCH_DATABASE_URL,
    default database `walk`, dropped and made again; SQLite: a new file), seeded in-process
    (bench/seed.py), then the API under gunicorn -c gunicorn.conf.py with its own defaults
-   (REDIS_URL set: the production shape, 2 workers; unset: 1 worker with threads), driven by
+   (PostgreSQL with REDIS_URL set: the production shape, 2 workers; SQLite always runs the
+   embedded default, without Redis: 1 worker with threads), driven by
    wrk at 32 connections: for every scenario a check request, a warm-up run, then --rounds runs
    of --seconds each; the median of the rounds is reported.
 3. The scale run, on the same database and server: survivors bulk-inserted up to --scale, then
@@ -255,6 +256,7 @@ def measure(server: GunicornServer, scenario: Scenario, options: argparse.Namesp
         "path": scenario.path,
         "expect": scenario.expect,
         "requests_per_second": median([r.requests_per_second for r in rounds]),
+        "spread": spread([r.requests_per_second for r in rounds]),
         "p50_ms": median([r.p50_ms for r in rounds]),
         "p99_ms": median([r.p99_ms for r in rounds]),
         "requests": requests,
@@ -298,6 +300,12 @@ class Shape:
     def label(self) -> str:
         threads = f" x {self.threads} threads" if self.worker_class == "gthread" else ""
         return f"{self.workers} {self.worker_class} worker{'s' if self.workers > 1 else ''}{threads}"
+
+
+def served_with(database: str, redis_url: str) -> str:
+    """The Redis a database's run uses: SQLite runs the embedded default (no Redis, one worker
+    with threads), PostgreSQL the production shape (Redis when given, two workers)."""
+    return redis_url if database == "postgresql" else ""
 
 
 def api_shape(options: argparse.Namespace, redis_url: str, database: str) -> Shape:
@@ -660,6 +668,12 @@ def run_database(
 # The whole run
 
 
+def spread(rates: list[float]) -> float:
+    """How far the rounds of one scenario are apart: (fastest - slowest) / median, 0 for one."""
+    middle = median(rates)
+    return round((max(rates) - min(rates)) / middle, 3) if middle else 0.0
+
+
 def add_ratios(runs: list[dict[str, Any]], ceilings: dict[str, dict[str, Any]], reference: str) -> None:
     """Each scenario's req/s over the reference ceiling's, and over the same-shape ceiling's."""
     for run in runs:
@@ -726,12 +740,13 @@ def main(argv: list[str] | None = None) -> int:
         with terminated_cleanly():
             chosen = databases(options, scratch)
             reference = Shape("sync", options.ceiling_workers, 1)
-            shapes = [reference, *(api_shape(options, redis_url, kind) for kind, _url in chosen)]
+            served = [(kind, url, served_with(kind, redis_url)) for kind, url in chosen]
+            shapes = [reference, *(api_shape(options, redis, kind) for kind, _url, redis in served)]
             ceilings: dict[str, dict[str, Any]] = {}
             for shape in [] if options.skip_load else shapes:
                 if shape.label not in ceilings:
                     ceilings[shape.label] = ceiling(shape, scratch, options, secret)
-            runs = [run_database(kind, url, redis_url, scratch, options, secret) for kind, url in chosen]
+            runs = [run_database(kind, url, redis, scratch, options, secret) for kind, url, redis in served]
         add_ratios(runs, ceilings, reference.label)
         results = {
             "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user
 
 from api.openapi import Blueprint, created_links
-from api.pagination import paginated
+from api.pagination import Window, page_response
 from api.trades import services
 from api.trades.models import Status
 from api.trades.schemas import (
@@ -46,7 +46,9 @@ class Trades(MethodView):
         Any account; an account without a survivor profile sees an empty page (admins see every
         trade). Oldest first.
         """
-        return paginated(services.list_trades, query, actor=current_user, status=query.get("status"))
+        window = Window.of(query)
+        items, total = services.list_trades(window, current_user, status=query.get("status"))
+        return page_response(window, items, total)
 
     @blp.arguments(TradeCreateSchema)
     @blp.response(201, TradeSchema)

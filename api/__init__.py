@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 from flask_smorest import Api
-from redis.exceptions import RedisError
-from sqlalchemy.exc import OperationalError
 
-from api import caching, database, logs
+from api import caching, database, logs, problems
 from api.config import STATIC_SETTINGS, load_settings
 from api.extensions import migrate
 from api.openapi import (
@@ -23,11 +20,9 @@ from api.openapi import (
     register_security_scheme,
     spec_options,
 )
-from api.problems import ProblemError, problem_response
 from security.passwords import Passwords
 
 ROOT = Path(__file__).resolve().parent.parent
-log = logging.getLogger("resistance")
 
 
 def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
@@ -40,7 +35,7 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the schema's field order
     api = register_extensions(app)
     register_blueprints(app, api)
-    register_errorhandlers(app)
+    problems.init_app(app)  # every exception -> problem+json rule
     register_commands(app)
     return app
 
@@ -84,56 +79,6 @@ def register_blueprints(app: Flask, api: Api) -> None:
     from api import metrics  # GET /metrics
 
     metrics.register(api)
-
-
-# PostgreSQL error classes of an outage: 08 connection exception, 53 insufficient resources
-# (too many connections), 57 operator intervention (shutdown, starting up). Connection failures
-# have no SQLSTATE at all; SQLite names its outages only in the message.
-OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
-OUTAGE_MESSAGES = ("connection", "database is locked", "unable to open database file", "server closed")
-
-
-def database_outage(error: OperationalError) -> bool:
-    """True when the database is down or unreachable, False for an error in the query itself."""
-    sqlstate = getattr(error.orig, "sqlstate", None) or ""
-    message = str(error.orig).lower()
-    return (
-        bool(error.connection_invalidated)
-        or sqlstate.startswith(OUTAGE_SQLSTATE_CLASSES)
-        or any(text in message for text in OUTAGE_MESSAGES)
-    )
-
-
-def register_errorhandlers(app: Flask) -> None:
-    """Expected failures from services, and anything unexpected, as problem+json."""
-
-    @app.errorhandler(ProblemError)
-    def _problem(error: ProblemError) -> Response:
-        return problem_response(error.status, error.detail, errors=error.errors, headers=error.headers)
-
-    @app.errorhandler(RedisError)
-    def _redis_down(error: RedisError) -> Response:
-        # Limits and the session check must never silently switch off: refuse until Redis is back.
-        log.error("redis unavailable", extra={"error": type(error).__name__})
-        return problem_response(
-            503, "A shared service is unavailable; retry shortly.", headers={"Retry-After": "5"}
-        )
-
-    @app.errorhandler(OperationalError)
-    def _database_error(error: OperationalError) -> Response:
-        if not database_outage(error):  # SQLite reports bad SQL as "operational" too: a bug, 500
-            return _unexpected(error)
-        # Unreachable, restarting, refusing connections or busy: a transient outage the client
-        # should retry, not a bug. The pool (pre-ping) reconnects by itself afterwards.
-        log.error("database unavailable", extra={"error": type(error.orig).__name__})
-        return problem_response(
-            503, "The database is unavailable; retry shortly.", headers={"Retry-After": "5"}
-        )
-
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
-        log.exception("unhandled error", exc_info=error)
-        return problem_response(500)
 
 
 def register_commands(app: Flask) -> None:

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -36,6 +36,11 @@ def _int(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _seconds(low: int, high: int) -> Callable[[str], timedelta]:
+    whole = _int(low, high)
+    return lambda raw: timedelta(seconds=whole(raw))
 
 
 def _float(low: float, high: float) -> Callable[[str], float]:
@@ -113,33 +118,46 @@ def _text(raw: str) -> str:
     return raw
 
 
-# name -> (parser, default as it would be written in the environment; None means unset)
-_VARIABLES: dict[str, tuple[Callable[[str], Any], str | None]] = {
-    "APP_ENV": (_choice("development", "production"), "development"),
-    "DATABASE_URL": (_database_url, None),
-    "REDIS_URL": (_redis_url, None),
-    "JWT_SECRET_KEY": (_text, None),
-    "JWT_ACCESS_TTL": (_int(30, 86400), "900"),
-    "JWT_REFRESH_TTL": (_int(60, 90 * 86400), str(7 * 86400)),
-    "SESSION_MAX_AGE": (_int(60, 365 * 86400), str(30 * 86400)),
-    "REFRESH_REUSE_GRACE": (_int(0, 10), "5"),
-    "ALLOW_REGISTRATION": (_bool, "true"),
-    "INFECTION_THRESHOLD": (_int(1, 1000), "3"),
-    "RATELIMIT_DEFAULT": (_rate, "600/minute"),
-    "RATELIMIT_AUTH": (_rate, "10/minute"),
-    "TRUSTED_PROXIES": (_int(0, 10), "0"),
-    "CORS_ORIGINS": (_origins, ""),
-    "ROBOT_CPU_URL": (_http_url, DEFAULT_ROBOT_CPU_URL),
-    "ROBOT_CPU_TIMEOUT": (_float(0.1, 60), "3"),
-    "ROBOT_CACHE_TTL": (_int(0, 86400 * 30), "300"),
-    "METRICS_TOKEN": (_text, None),
-    "HSTS_ENABLED": (_bool, "false"),
-    "HOST": (_text, "127.0.0.1"),
-    "PORT": (_int(1, 65535), "8000"),
-    "WEB_CONCURRENCY": (_int(1, 64), None),
-    "ADMIN_USERNAME": (_username, "admin"),
-    "ADMIN_PASSWORD": (_text, None),
-}
+class Setting(NamedTuple):
+    """One environment variable: the app.config key it fills, how its text is parsed (ValueError
+    names what is wrong), and its default as it would be written in the environment (None: unset,
+    which load_settings may resolve from the others)."""
+
+    env: str
+    key: str
+    parse: Callable[[str], Any]
+    default: str | None
+
+
+# Every setting read from the environment, in one table: a variable's name, key, rule and default
+# live here and nowhere else.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("APP_ENV", "APP_ENV", _choice("development", "production"), "development"),
+    Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", _database_url, None),  # None: instance/ SQLite
+    Setting("REDIS_URL", "REDIS_URL", _redis_url, None),
+    Setting("JWT_SECRET_KEY", "JWT_SECRET_KEY", _text, None),  # None: the instance secret, not in production
+    Setting("JWT_ACCESS_TTL", "JWT_ACCESS_TOKEN_EXPIRES", _int(30, 86400), "900"),
+    Setting("JWT_REFRESH_TTL", "JWT_REFRESH_TOKEN_EXPIRES", _int(60, 90 * 86400), str(7 * 86400)),
+    Setting("SESSION_MAX_AGE", "SESSION_MAX_AGE", _seconds(60, 365 * 86400), str(30 * 86400)),
+    Setting("REFRESH_REUSE_GRACE", "REFRESH_REUSE_GRACE", _int(0, 10), "5"),
+    Setting("ALLOW_REGISTRATION", "ALLOW_REGISTRATION", _bool, "true"),
+    Setting("INFECTION_THRESHOLD", "INFECTION_THRESHOLD", _int(1, 1000), "3"),
+    Setting("RATELIMIT_DEFAULT", "RATELIMIT_DEFAULT", _rate, "600/minute"),
+    Setting("RATELIMIT_AUTH", "RATELIMIT_AUTH", _rate, "10/minute"),
+    Setting("TRUSTED_PROXIES", "TRUSTED_PROXIES", _int(0, 10), "0"),
+    Setting("CORS_ORIGINS", "CORS_ORIGINS", _origins, ""),
+    Setting("ROBOT_CPU_URL", "ROBOT_CPU_URL", _http_url, DEFAULT_ROBOT_CPU_URL),
+    Setting("ROBOT_CPU_TIMEOUT", "ROBOT_CPU_TIMEOUT", _float(0.1, 60), "3"),
+    Setting("ROBOT_CACHE_TTL", "ROBOT_CACHE_TTL", _int(0, 86400 * 30), "300"),
+    Setting("METRICS_TOKEN", "METRICS_TOKEN", _text, None),
+    Setting("HSTS_ENABLED", "HSTS_ENABLED", _bool, "false"),
+    Setting("HOST", "HOST", _text, "127.0.0.1"),
+    Setting("PORT", "PORT", _int(1, 65535), "8000"),
+    Setting("WEB_CONCURRENCY", "WEB_CONCURRENCY", _int(1, 64), None),  # None: 2 with REDIS_URL, else 1
+    Setting("ADMIN_USERNAME", "ADMIN_USERNAME", _username, "admin"),
+    Setting("ADMIN_PASSWORD", "ADMIN_PASSWORD", _text, None),
+)
+ENVIRONMENT_NAMES = frozenset(setting.env for setting in SETTINGS)
 
 
 def _secret_problem(secret: str) -> str | None:
@@ -167,22 +185,20 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
     """Turn the environment into Flask config keys, or raise ConfigError naming each bad variable."""
     problems: list[str] = []
     values: dict[str, Any] = {}
-    for name, (parse, default) in _VARIABLES.items():
-        raw = environ.get(name)
-        if raw is None or raw == "":
-            raw = default
+    for setting in SETTINGS:
+        raw = environ.get(setting.env) or setting.default  # empty means the default
         if raw is None:
-            values[name] = None
+            values[setting.key] = None
             continue
         try:
-            values[name] = parse(raw)
+            values[setting.key] = setting.parse(raw)
         except ValueError as exc:
             reason = (
                 str(exc)
                 if not str(exc).startswith(("invalid literal", "could not"))
                 else ("must be a number")
             )
-            problems.append(f"{name}: {reason} (got {raw!r})")
+            problems.append(f"{setting.env}: {reason} (got {raw!r})")
 
     production = values.get("APP_ENV") == "production"
     secret = values.get("JWT_SECRET_KEY")
@@ -204,33 +220,10 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
     if problems:
         raise ConfigError(problems)
 
-    database_url = values["DATABASE_URL"] or "sqlite:///" + str(Path(instance_path) / "resistance.db")
-    return {
-        "APP_ENV": values["APP_ENV"],
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": values["REDIS_URL"],
-        "JWT_SECRET_KEY": secret,
-        "JWT_ACCESS_TOKEN_EXPIRES": values["JWT_ACCESS_TTL"],
-        "JWT_REFRESH_TOKEN_EXPIRES": values["JWT_REFRESH_TTL"],
-        "SESSION_MAX_AGE": timedelta(seconds=values["SESSION_MAX_AGE"]),
-        "REFRESH_REUSE_GRACE": values["REFRESH_REUSE_GRACE"],
-        "ALLOW_REGISTRATION": values["ALLOW_REGISTRATION"],
-        "INFECTION_THRESHOLD": values["INFECTION_THRESHOLD"],
-        "RATELIMIT_DEFAULT": values["RATELIMIT_DEFAULT"],
-        "RATELIMIT_AUTH": values["RATELIMIT_AUTH"],
-        "TRUSTED_PROXIES": values["TRUSTED_PROXIES"],
-        "CORS_ORIGINS": values["CORS_ORIGINS"],
-        "ROBOT_CPU_URL": values["ROBOT_CPU_URL"],
-        "ROBOT_CPU_TIMEOUT": values["ROBOT_CPU_TIMEOUT"],
-        "ROBOT_CACHE_TTL": values["ROBOT_CACHE_TTL"],
-        "METRICS_TOKEN": values["METRICS_TOKEN"],
-        "HSTS_ENABLED": values["HSTS_ENABLED"],
-        "HOST": values["HOST"],
-        "PORT": values["PORT"],
-        "WEB_CONCURRENCY": values["WEB_CONCURRENCY"],
-        "ADMIN_USERNAME": values["ADMIN_USERNAME"],
-        "ADMIN_PASSWORD": values["ADMIN_PASSWORD"],
-    }
+    values["JWT_SECRET_KEY"] = secret
+    if values["SQLALCHEMY_DATABASE_URI"] is None:
+        values["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + str(Path(instance_path) / "resistance.db")
+    return values
 
 
 # Fixed settings: not configurable, because changing them would weaken a guarantee.

@@ -12,11 +12,10 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
 from flask_smorest import Api
 from flask_smorest.spec.plugins import FlaskPlugin
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import UUIDConverter
 
 from api.arguments import ArgumentsParser
-from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME, problem_response, webargs_errors
+from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
 BEARER_SCHEME = "bearerAuth"
@@ -304,7 +303,7 @@ class ProblemResponsesPlugin(BasePlugin):
 
 
 class ProblemApi(Api):
-    """flask-smorest's Api answering every HTTP error as problem+json."""
+    """flask-smorest's Api documenting every error as problem+json (api/problems.py answers them)."""
 
     DEFAULT_ERROR_RESPONSE_NAME = None
     ERROR_SCHEMA = ProblemSchema
@@ -312,20 +311,8 @@ class ProblemApi(Api):
     def _register_pagination_header(self) -> None:
         """No X-Pagination: our pages carry their counts in the body and a Link header."""
 
-    def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
-        """Render any HTTPException (smorest, webargs, Werkzeug) as a problem document."""
-        status = error.code or 500
-        data = getattr(error, "data", None) or {}
-        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
-        headers.update(data.get("headers") or {})
-        errors = None
-        detail = error.description
-        if status == 422 and "messages" in data:
-            errors = webargs_errors(data["messages"])
-            detail = "The request has invalid or unknown fields; see errors."
-        if status >= 500:
-            detail = None
-        return problem_response(status, detail, errors=errors, headers=headers)
+    def _register_error_handlers(self) -> None:
+        """Nothing here: api/problems.py registers the HTTPException rule with every other."""
 
 
 def spec_options() -> dict[str, Any]:

@@ -16,7 +16,7 @@ Every list is in (created_at, id) order, which an index serves. A page is found 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +110,9 @@ def _position(model: Any, mark: Position) -> ColumnElement[Any]:
     )
 
 
-def paginated(fetch: Callable[..., tuple[Sequence[Any], int]], query: dict[str, Any], **filters: Any) -> Any:
-    """Call fetch(window, **filters) and wrap the result for @blp.response, with its Link."""
-    window = Window.of(query)
-    items, total = fetch(window, **filters)
+def page_response(window: Window, items: Sequence[Any], total: int) -> Any:
+    """The page a list route answers, for @blp.response: the envelope, and a Link to the pages
+    around it (with cursors from this page's first and last items)."""
     body = {"items": items, "page": window.page, "page_size": window.page_size, "total": total}
     after = before = None
     if items:

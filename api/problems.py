@@ -1,12 +1,30 @@
-"""The one error envelope: RFC 9457 problem details for every error source."""
+"""The one error envelope, RFC 9457 problem details, and every rule that turns an exception into one.
+
+`init_app` registers each "exception -> status" rule the app has, so they read in one place:
+
+- ProblemError: the status, detail and headers a service or a request hook chose;
+- HTTPException: routing (404, 405), webargs' validation (422), flask-limiter's 429, abort();
+- RedisError: 503, never a silently switched-off limit or session check;
+- OperationalError: 503 when the database is down (`database_outage`), else a bug: 500;
+- anything else: 500, logged, nothing internal disclosed.
+
+A refused token is the one exception the app does not catch itself: flask-jwt-extended maps its
+own exceptions onto loader callbacks it requires (security/jwt.py), and each of those answers
+with `token_refused` below. Errors gunicorn rejects before the app runs are written by
+security/headers.raw_problem from the same `problem_body`.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response, g, has_request_context, json, request
+from flask import Flask, Response, g, has_request_context, json, request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIME = "application/problem+json"
 PROBLEM_BASE = "https://resistance.example/problems/"
@@ -15,6 +33,16 @@ MAX_ERROR_FIELDS = 50
 MAX_MESSAGES = 50
 # …and a field path is the client's own text (an unknown member name can be 60,000 characters).
 MAX_FIELD_PATH = 200
+# RFC 6750 challenges: without an error for a request that sent no credentials worth naming.
+CHALLENGE = 'Bearer realm="resistance-api"'
+INVALID_TOKEN_CHALLENGE = 'Bearer realm="resistance-api", error="invalid_token"'
+# PostgreSQL error classes of an outage: 08 connection exception, 53 insufficient resources
+# (too many connections), 57 operator intervention (shutdown, starting up). Connection failures
+# have no SQLSTATE at all; SQLite names its outages only in the message.
+OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+OUTAGE_MESSAGES = ("connection", "database is locked", "unable to open database file", "server closed")
+
+log = logging.getLogger("resistance")
 
 # status -> (type slug, title); the titles are fixed so no exception text can leak through them.
 _KINDS: dict[int, tuple[str, str]] = {
@@ -114,3 +142,72 @@ def webargs_errors(messages: Mapping[str, Any]) -> dict[str, list[str]]:
         for path, texts in flatten_errors(location_messages).items():
             flat.setdefault(path, []).extend(texts)
     return flat
+
+
+def init_app(app: Flask) -> None:
+    """Register every exception -> problem rule on the app (Flask picks the most specific class)."""
+    app.register_error_handler(ProblemError, _expected)
+    app.register_error_handler(HTTPException, http_problem)
+    app.register_error_handler(RedisError, _redis_down)
+    app.register_error_handler(OperationalError, _database_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _expected(error: ProblemError) -> Response:
+    return problem_response(error.status, error.detail, errors=error.errors, headers=error.headers)
+
+
+def http_problem(error: HTTPException) -> Response:
+    """Any HTTPException (Werkzeug, flask-smorest, webargs, flask-limiter) as a problem document:
+    its headers kept, webargs' messages flattened into `errors`, a 5xx description never shown."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
+    errors = None
+    detail = error.description
+    if status == 422 and "messages" in data:
+        errors = webargs_errors(data["messages"])
+        detail = "The request has invalid or unknown fields; see errors."
+    if status >= 500:
+        detail = None
+    return problem_response(status, detail, errors=errors, headers=headers)
+
+
+def token_refused(detail: str) -> Response:
+    """The 401 for a token flask-jwt-extended refused. The detail is ours, never the library's
+    message: it must not help an attacker tune a forgery."""
+    return problem_response(401, detail, headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
+
+
+def _redis_down(error: RedisError) -> Response:
+    # Limits and the session check must never silently switch off: refuse until Redis is back.
+    log.error("redis unavailable", extra={"error": type(error).__name__})
+    return problem_response(
+        503, "A shared service is unavailable; retry shortly.", headers={"Retry-After": "5"}
+    )
+
+
+def database_outage(error: OperationalError) -> bool:
+    """True when the database is down or unreachable, False for an error in the query itself."""
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    message = str(error.orig).lower()
+    return (
+        bool(error.connection_invalidated)
+        or sqlstate.startswith(OUTAGE_SQLSTATE_CLASSES)
+        or any(text in message for text in OUTAGE_MESSAGES)
+    )
+
+
+def _database_error(error: OperationalError) -> Response:
+    if not database_outage(error):  # SQLite reports bad SQL as "operational" too: a bug, 500
+        return _unexpected(error)
+    # Unreachable, restarting, refusing connections or busy: a transient outage the client
+    # should retry, not a bug. The pool (pre-ping) reconnects by itself afterwards.
+    log.error("database unavailable", extra={"error": type(error.orig).__name__})
+    return problem_response(503, "The database is unavailable; retry shortly.", headers={"Retry-After": "5"})
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return problem_response(500)

@@ -1,4 +1,6 @@
-"""JWTManager configured strictly, with every failure answered as 401 problem+json."""
+"""JWTManager configured strictly, with every failure answered as 401 problem+json: the library
+maps its exceptions onto the loader callbacks below, and each answers through
+api/problems.token_refused with a detail of ours."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_jwt_extended import JWTManager
 
-from api.problems import problem_response
+from api.problems import token_refused
 from security.sessions import session_ended
 from security.tokens import well_formed
 
@@ -23,16 +25,8 @@ jwt = JWTManager()
 AccountLoader = Callable[[str], Any]
 
 
-# RFC 6750 challenges: without an error for a request that sent no credentials worth naming.
-CHALLENGE = 'Bearer realm="resistance-api"'
-INVALID_TOKEN_CHALLENGE = 'Bearer realm="resistance-api", error="invalid_token"'
 # The detail of a token whose session ended (logout, theft, a password change, a disable…).
 SESSION_ENDED = "The session has ended; log in again."
-
-
-def _unauthorized(detail: str) -> Response:
-    # The detail is ours, never the library's message: it must not help an attacker tune a forgery.
-    return problem_response(401, detail, headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
 
 
 def bearer_token() -> str | None:
@@ -99,28 +93,28 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
 
     @jwt.unauthorized_loader
     def _missing(_reason: str) -> Response:
-        return _unauthorized("A bearer token is required in the Authorization header.")
+        return token_refused("A bearer token is required in the Authorization header.")
 
     @jwt.invalid_token_loader
     def _invalid(_reason: str) -> Response:
-        return _unauthorized("The token is malformed, wrongly signed or of the wrong type.")
+        return token_refused("The token is malformed, wrongly signed or of the wrong type.")
 
     @jwt.expired_token_loader
     def _expired(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-        return _unauthorized("The token has expired.")
+        return token_refused("The token has expired.")
 
     @jwt.revoked_token_loader
     def _was_revoked(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-        return _unauthorized(SESSION_ENDED)
+        return token_refused(SESSION_ENDED)
 
     @jwt.needs_fresh_token_loader
     def _not_fresh(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-        return _unauthorized("A fresh token is required.")
+        return token_refused("A fresh token is required.")
 
     @jwt.token_verification_failed_loader
     def _claims_failed(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-        return _unauthorized("The token's claims were refused.")
+        return token_refused("The token's claims were refused.")
 
     @jwt.user_lookup_error_loader
     def _no_account(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-        return _unauthorized("The token's account is disabled or no longer valid.")
+        return token_refused("The token's account is disabled or no longer valid.")

@@ -27,7 +27,7 @@ from typing import Any, Self
 
 import httpx
 
-from api.config import _VARIABLES
+from api.config import ENVIRONMENT_NAMES
 from tests.conftest import SECRET
 from tests.robot_stub import RobotStub
 
@@ -37,7 +37,7 @@ STOP_DEADLINE = 10.0
 REQUEST_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 # Everything the app or gunicorn reads from the environment: a test sets what it means explicitly.
-_OWNED = set(_VARIABLES) | {
+_OWNED = set(ENVIRONMENT_NAMES) | {
     "TEST_DATABASE_URL",
     "GUNICORN_CMD_ARGS",
     "GUNICORN_THREADS",

@@ -33,7 +33,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from api.config import _VARIABLES, load_settings
+from api.config import ENVIRONMENT_NAMES, load_settings
 from api.problems import PROBLEM_BASE, problem_body
 from security.headers import API_CSP, BASE_HEADERS
 from tests.conftest import SECRET
@@ -61,7 +61,7 @@ REPLICAS = ("app1", "app2", "app3")
 APP_PORT = "8000"
 NGINX_PORT = "8080"
 # What the API containers may be given: the app's settings (api/config.py) and gunicorn.conf.py's.
-KNOWN_SETTINGS = set(_VARIABLES) | {"GUNICORN_THREADS", "FORWARDED_ALLOW_IPS"}
+KNOWN_SETTINGS = set(ENVIRONMENT_NAMES) | {"GUNICORN_THREADS", "FORWARDED_ALLOW_IPS"}
 SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN")
 BODY_LIMIT = 64 * 1024
 

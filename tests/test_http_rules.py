@@ -13,8 +13,14 @@ from flask import Flask, abort
 from sqlalchemy import text
 from werkzeug.exceptions import BadRequest, InternalServerError, UnprocessableEntity
 
-from api.openapi import app_api
-from api.problems import ProblemError, flatten_errors, problem_body, problem_response, webargs_errors
+from api.problems import (
+    ProblemError,
+    flatten_errors,
+    http_problem,
+    problem_body,
+    problem_response,
+    webargs_errors,
+)
 from security.permissions import public
 from tests import conftest
 from tests.conftest import PASSWORD, assert_problem
@@ -622,29 +628,29 @@ def test_problem_error_keeps_status_detail_errors_and_headers():
 
 def _handled(app, error: Exception) -> tuple[int, dict[str, Any], Any]:
     with app.test_request_context("/x"):
-        response = app_api().handle_http_exception(error)
+        response = http_problem(error)
     return response.status_code, json.loads(response.get_data()), response.headers
 
 
-def test_handle_http_exception_422_without_messages_keeps_description(app):
+def test_http_problem_422_without_messages_keeps_description(app):
     status, body, _ = _handled(app, UnprocessableEntity("Those values do not fit together."))
     assert status == 422
     assert body["detail"] == "Those values do not fit together."
     assert "errors" not in body
 
 
-def test_handle_http_exception_400_without_messages_keeps_description(app):
+def test_http_problem_400_without_messages_keeps_description(app):
     status, body, _ = _handled(app, BadRequest("Bad header."))
     assert (status, body["detail"]) == (400, "Bad header.")
 
 
-def test_handle_http_exception_5xx_hides_the_description(app):
+def test_http_problem_5xx_hides_the_description(app):
     status, body, _ = _handled(app, InternalServerError("do-not-leak: connection string"))
     assert status == 500
     assert body["detail"] == "Internal server error"
 
 
-def test_handle_http_exception_422_flattens_messages_and_keeps_headers(app):
+def test_http_problem_422_flattens_messages_and_keeps_headers(app):
     error = UnprocessableEntity()
     error.data = {"messages": {"json": {"a": {"b": ["Bad."]}}}, "headers": {"X-Hint": "1"}}  # type: ignore[attr-defined]
     status, body, headers = _handled(app, error)

@@ -311,7 +311,7 @@ def test_database_down_is_503_problem_with_retry_after(make_app, make):
 def test_database_outage_tells_an_outage_from_a_bad_query(message, sqlstate, outage):
     from sqlalchemy.exc import OperationalError
 
-    from api import database_outage
+    from api.problems import database_outage
 
     cause = type("DriverError", (Exception,), {"sqlstate": sqlstate})(message)
     assert database_outage(OperationalError("SELECT 1", {}, cause)) is outage

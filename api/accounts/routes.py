@@ -17,7 +17,7 @@ from api.accounts.schemas import (
     AccountUpdateSchema,
 )
 from api.openapi import Blueprint
-from api.pagination import paginated
+from api.pagination import Window, page_response
 from security.permissions import role_required
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1/accounts", description="Admin only.")
@@ -42,7 +42,9 @@ class Accounts(MethodView):
 
         Admin only. A page in a stable order; never a password hash.
         """
-        return paginated(services.list_accounts, query)
+        window = Window.of(query)
+        items, total = services.list_accounts(window)
+        return page_response(window, items, total)
 
     @role_required("admin")
     @blp.arguments(AccountCreateSchema)

@@ -25,7 +25,7 @@ from api.auth.schemas import (
     TokenPairSchema,
 )
 from api.openapi import REFRESH_SCHEME, Blueprint
-from api.pagination import paginated
+from api.pagination import Window, page_response
 from security.limiter import auth_rate_limited, password_rate_limited
 from security.permissions import public, refresh_token_required
 
@@ -149,7 +149,9 @@ class Sessions(MethodView):
         Any account. One entry per login that has neither ended nor expired, oldest first;
         `current` marks the session of the token used.
         """
-        return paginated(services.list_sessions, query, account=current_user, claims=get_jwt())
+        window = Window.of(query)
+        items, total = services.list_sessions(window, current_user, get_jwt())
+        return page_response(window, items, total)
 
     @blp.response(204)
     def delete(self) -> None:

@@ -21,8 +21,8 @@ from api.database import utcnow, write_transaction
 from api.extensions import db
 from api.metrics import REFRESH_TOKEN_REUSE
 from api.pagination import Window, page_of
-from api.problems import ProblemError
-from security.jwt import CHALLENGE, INVALID_TOKEN_CHALLENGE, SESSION_ENDED
+from api.problems import CHALLENGE, INVALID_TOKEN_CHALLENGE, ProblemError
+from security.jwt import SESSION_ENDED
 from security.sessions import AccountSession, EndReason, Outcome, end_sessions, live_conditions
 from security.sessions import rotate as rotate_session
 from security.sessions import start as start_session

@@ -8,7 +8,7 @@ from flask.views import MethodView
 
 from api.caching import url_etag, versioned, with_etag
 from api.openapi import Blueprint
-from api.pagination import paginated
+from api.pagination import Window, page_response
 from api.reports import services
 from api.reports.schemas import InfectionReportSummarySchema, ResourcesReportSchema
 from api.robots.schemas import RobotsReportSchema
@@ -45,7 +45,9 @@ class InfectedSurvivors(MethodView):
         Any account. A page in a stable order with a strong ETag; a current If-None-Match is
         answered 304.
         """
-        return paginated(services.infected_page, query)
+        window = Window.of(query)
+        items, total = services.infected_page(window)
+        return page_response(window, items, total)
 
 
 @blp.route("/non-infected-survivors")
@@ -60,7 +62,9 @@ class NonInfectedSurvivors(MethodView):
         Any account. A page in a stable order with a strong ETag; a current If-None-Match is
         answered 304.
         """
-        return paginated(services.non_infected_page, query)
+        window = Window.of(query)
+        items, total = services.non_infected_page(window)
+        return page_response(window, items, total)
 
 
 @blp.route("/resources")

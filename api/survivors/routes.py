@@ -11,7 +11,7 @@ from flask_jwt_extended import current_user
 
 from api.caching import if_match_allows, versioned, with_etag
 from api.openapi import Blueprint, created_links
-from api.pagination import paginated
+from api.pagination import Window, page_response
 from api.survivors import services
 from api.survivors.schemas import (
     InventorySchema,
@@ -51,7 +51,9 @@ class Survivors(MethodView):
         Any account. A page in a stable order with a strong ETag; a current If-None-Match is
         answered 304 with no body.
         """
-        return paginated(services.list_survivors, query, infected=query.get("infected"))
+        window = Window.of(query)
+        items, total = services.list_survivors(window, infected=query.get("infected"))
+        return page_response(window, items, total)
 
     @blp.arguments(SurvivorCreateSchema)
     @blp.response(201, SurvivorSchema)

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user
 
 from api.openapi import Blueprint, created_links
-from api.pagination import paginated
+from api.pagination import Window, page_response
 from api.trades import services
 from api.trades.models import Status
 from api.trades.schemas import (
@@ -46,7 +46,9 @@ class Trades(MethodView):
         Any account; an account without a survivor profile sees an empty page (admins see every
         trade). Oldest first.
         """
-        return paginated(services.list_trades, query, actor=current_user, status=query.get("status"))
+        window = Window.of(query)
+        items, total = services.list_trades(window, current_user, status=query.get("status"))
+        return page_response(window, items, total)
 
     @blp.arguments(TradeCreateSchema)
     @blp.response(201, TradeSchema)
@@ -75,50 +77,44 @@ class TradeById(MethodView):
         return services.get_trade(current_user, trade_id)
 
 
-def _settle_view(name: str, outcome: Status, doc: str) -> type[MethodView]:
-    """The accept / reject / cancel views differ only in outcome and text: one shape for all three."""
-
+@blp.route("/<uuid:trade_id>/accept")
+class TradeAccept(MethodView):
     @blp.arguments(TradeActionSchema, required=False)
     @blp.response(200, TradeSchema)
     @blp.alt_response(409, "Conflict")
-    def post(_self: MethodView, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:
-        return services.settle(current_user, trade_id, outcome)
-
-    post.__doc__ = doc
-    return type(name, (MethodView,), {"post": post, "__doc__": doc.splitlines()[0]})
-
-
-TradeAccept = blp.route("/<uuid:trade_id>/accept")(
-    _settle_view(
-        "TradeAccept",
-        Status.COMPLETED,
+    def post(self, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:
         """Accept a pending trade: both sides change hands in one transaction.
 
         The partner or an admin; the proposer gets 403 and anyone else 404. If either party is
         now infected or no longer holds its side, it is 409: nothing moves and the trade stays
         pending. A trade that is no longer pending is 409. Takes no body.
-        """,
-    )
-)
-TradeReject = blp.route("/<uuid:trade_id>/reject")(
-    _settle_view(
-        "TradeReject",
-        Status.REJECTED,
+        """
+        return services.settle(current_user, trade_id, Status.COMPLETED)
+
+
+@blp.route("/<uuid:trade_id>/reject")
+class TradeReject(MethodView):
+    @blp.arguments(TradeActionSchema, required=False)
+    @blp.response(200, TradeSchema)
+    @blp.alt_response(409, "Conflict")
+    def post(self, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:
         """Reject a pending trade.
 
         The partner or an admin; the proposer gets 403 and anyone else 404. A trade that is no
         longer pending is 409. Takes no body.
-        """,
-    )
-)
-TradeCancel = blp.route("/<uuid:trade_id>/cancel")(
-    _settle_view(
-        "TradeCancel",
-        Status.CANCELLED,
+        """
+        return services.settle(current_user, trade_id, Status.REJECTED)
+
+
+@blp.route("/<uuid:trade_id>/cancel")
+class TradeCancel(MethodView):
+    @blp.arguments(TradeActionSchema, required=False)
+    @blp.response(200, TradeSchema)
+    @blp.alt_response(409, "Conflict")
+    def post(self, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:
         """Cancel a pending trade you proposed.
 
         The proposer or an admin; the partner gets 403 and anyone else 404. A trade that is no
         longer pending is 409. Takes no body.
-        """,
-    )
-)
+        """
+        return services.settle(current_user, trade_id, Status.CANCELLED)

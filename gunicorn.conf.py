@@ -13,7 +13,7 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 
 def _threads(raw: str) -> int:
     """GUNICORN_THREADS, native threads per worker for password hashing: 1..64, default 4."""
-    value = int(raw.strip()) if raw.strip().isdigit() else 0
+    value = int(raw.strip()) if raw.strip().isascii() and raw.strip().isdigit() else 0
     if not 1 <= value <= 64:
         raise ConfigError([f"GUNICORN_THREADS: must be a whole number 1..64 (got {raw!r})"])
     return value

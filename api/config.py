@@ -10,13 +10,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_ROBOT_CPU_URL = "https://robotstakeover20210903110417.azurewebsites.net/robotcpu"
 MIN_SECRET_BYTES = 32
 SECRET_FILE = "jwt-secret"
-_RATE_RE = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day|month|year)s?\s*$")
+# A rate: 1..999,999,999 requests per (1..999,999 of) a unit, ASCII digits only; the window is
+# held to a year below (limits reads "0/minute" as never and "5/0minute" as 5/minute).
+_RATE_RE = re.compile(
+    r"^\s*[1-9][0-9]{0,8}\s*(/|per)\s*([1-9][0-9]{0,5})?\s*(second|minute|hour|day|month|year)s?\s*$"
+)
+MAX_RATE_WINDOW_SECONDS = 366 * 86400
+# Whole and decimal numbers as operators write them: ASCII digits (int() and float() would also
+# take "²", "٨١٠٣" and "1_000", which nothing else reading these settings accepts).
+_WHOLE_RE = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL_RE = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+MIN_METRICS_TOKEN_LENGTH = 32
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9._-]{3,32}$")
 
 
@@ -30,6 +41,8 @@ class ConfigError(Exception):
 
 def _int(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
+        if not _WHOLE_RE.match(raw.strip()):
+            raise ValueError("must be a number")
         value = int(raw.strip())
         if not low <= value <= high:
             raise ValueError(f"must be a whole number {low}..{high}")
@@ -45,6 +58,8 @@ def _seconds(low: int, high: int) -> Callable[[str], timedelta]:
 
 def _float(low: float, high: float) -> Callable[[str], float]:
     def parse(raw: str) -> float:
+        if not _DECIMAL_RE.match(raw.strip()):
+            raise ValueError("must be a number")
         value = float(raw.strip())
         if not low <= value <= high:
             raise ValueError(f"must be a number between {low:g} and {high:g}")
@@ -75,6 +90,15 @@ def _rate(raw: str) -> str:
     parts = [part for part in raw.split(";") if part.strip()]
     if not parts or not all(_RATE_RE.match(part) for part in parts):
         raise ValueError("must be a rate such as '600/minute'")
+    if any(item.get_expiry() > MAX_RATE_WINDOW_SECONDS for item in parse_many(raw)):
+        raise ValueError("must be a rate over a window of at most a year")
+    return raw
+
+
+def _metrics_token(raw: str) -> str:
+    """A bearer secret that /metrics compares without a rate limit: long enough not to guess."""
+    if len(raw.strip()) < MIN_METRICS_TOKEN_LENGTH:
+        raise ValueError(f"must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
     return raw
 
 
@@ -149,7 +173,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROBOT_CPU_URL", "ROBOT_CPU_URL", _http_url, DEFAULT_ROBOT_CPU_URL),
     Setting("ROBOT_CPU_TIMEOUT", "ROBOT_CPU_TIMEOUT", _float(0.1, 60), "3"),
     Setting("ROBOT_CACHE_TTL", "ROBOT_CACHE_TTL", _int(0, 86400 * 30), "300"),
-    Setting("METRICS_TOKEN", "METRICS_TOKEN", _text, None),
+    Setting("METRICS_TOKEN", "METRICS_TOKEN", _metrics_token, None),
     Setting("HSTS_ENABLED", "HSTS_ENABLED", _bool, "false"),
     Setting("HOST", "HOST", _text, "127.0.0.1"),
     Setting("PORT", "PORT", _int(1, 65535), "8000"),
@@ -193,12 +217,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
         try:
             values[setting.key] = setting.parse(raw)
         except ValueError as exc:
-            reason = (
-                str(exc)
-                if not str(exc).startswith(("invalid literal", "could not"))
-                else ("must be a number")
-            )
-            problems.append(f"{setting.env}: {reason} (got {raw!r})")
+            problems.append(f"{setting.env}: {exc} (got {raw!r})")
 
     production = values.get("APP_ENV") == "production"
     secret = values.get("JWT_SECRET_KEY")

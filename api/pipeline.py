@@ -10,7 +10,8 @@ before_request, in order (any may answer on its own, and then the rest do not ru
     session, its account); a failure is kept for step 8;
  7. the rate limits (flask-limiter's own check): 429, per account proved in 6, else per IP;
  8. permissions.require_authentication: the 401 of step 6, after the limit, before any body;
- 9. headers.check_conditional_headers: If-Match / If-None-Match that are not ETag lists, 400;
+ 9. headers.check_conditional_headers: If-Match / If-None-Match over 1 KiB or not printable
+    ASCII, 400;
 10. bodies.read_json_body: the body read once and held to I-JSON (415, 413, 400).
 
 after_request, in order (every response, errors included):

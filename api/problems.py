@@ -174,10 +174,11 @@ def http_problem(error: HTTPException) -> Response:
     return problem_response(status, detail, errors=errors, headers=headers)
 
 
-def token_refused(detail: str) -> Response:
+def token_refused(detail: str, challenge: str = INVALID_TOKEN_CHALLENGE) -> Response:
     """The 401 for a token flask-jwt-extended refused. The detail is ours, never the library's
-    message: it must not help an attacker tune a forgery."""
-    return problem_response(401, detail, headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
+    message: it must not help an attacker tune a forgery. A request that sent no bearer token
+    at all gets the bare CHALLENGE: RFC 6750 §3.1 says to name no error then."""
+    return problem_response(401, detail, headers={"WWW-Authenticate": challenge})
 
 
 def _redis_down(error: RedisError) -> Response:

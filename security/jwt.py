@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_jwt_extended import JWTManager
 
-from api.problems import token_refused
+from api.problems import CHALLENGE, token_refused
 from security.sessions import session_ended
 from security.tokens import well_formed
 
@@ -93,7 +93,7 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
 
     @jwt.unauthorized_loader
     def _missing(_reason: str) -> Response:
-        return token_refused("A bearer token is required in the Authorization header.")
+        return token_refused("A bearer token is required in the Authorization header.", CHALLENGE)
 
     @jwt.invalid_token_loader
     def _invalid(_reason: str) -> Response:

@@ -112,6 +112,15 @@ def account_or_ip() -> str:
     return "ip:" + client_ip() if account is None else "account:" + account
 
 
+UNMATCHED = "<unmatched>"
+
+
+def request_identity() -> str:
+    """What flask-limiter limits a request as: its endpoint, or UNMATCHED for a 404/405 (which
+    flask-limiter would otherwise leave unlimited, so probing unknown paths cost nothing)."""
+    return request.endpoint or UNMATCHED
+
+
 def _not_api() -> bool:
     return not request.path.startswith(API_PREFIX)
 
@@ -186,6 +195,7 @@ def init_app(app: Flask) -> Limiter:
             else {}
         ),
         key_prefix=config.get("RATELIMIT_KEY_PREFIX", "resistance"),
+        request_identifier=request_identity,
         headers_enabled=False,
         swallow_errors=False,
     )

@@ -91,7 +91,7 @@ def test_load_settings_reads_every_variable(tmp_path):
         ROBOT_CPU_URL="http://127.0.0.1:9000/robots",
         ROBOT_CPU_TIMEOUT="0.5",
         ROBOT_CACHE_TTL="0",
-        METRICS_TOKEN="scrape-me",
+        METRICS_TOKEN="scrape-me-" + "x" * 22,
         HSTS_ENABLED="Yes",
         HOST="0.0.0.0",
         PORT="8080",
@@ -117,7 +117,7 @@ def test_load_settings_reads_every_variable(tmp_path):
         "ROBOT_CPU_URL": "http://127.0.0.1:9000/robots",
         "ROBOT_CPU_TIMEOUT": 0.5,
         "ROBOT_CACHE_TTL": 0,
-        "METRICS_TOKEN": "scrape-me",
+        "METRICS_TOKEN": "scrape-me-" + "x" * 22,
         "HSTS_ENABLED": True,
         "HOST": "0.0.0.0",
         "PORT": 8080,
@@ -170,6 +170,15 @@ BAD_VALUES = [
     ("RATELIMIT_DEFAULT", ";"),
     ("RATELIMIT_AUTH", "10/fortnight"),
     ("RATELIMIT_AUTH", "10/minute; x"),
+    # limits reads these as "never" or as something else than written: refused.
+    ("RATELIMIT_DEFAULT", "0/minute"),
+    ("RATELIMIT_DEFAULT", "5/0minute"),
+    ("RATELIMIT_DEFAULT", "10 per 99999999999999 year"),
+    ("RATELIMIT_DEFAULT", "10 per 2 years"),
+    ("RATELIMIT_AUTH", "10/minute; 0/second"),
+    ("RATELIMIT_AUTH", "٣/minute"),
+    ("METRICS_TOKEN", "ab"),
+    ("METRICS_TOKEN", "x" * 31),
     ("TRUSTED_PROXIES", "-1"),
     ("TRUSTED_PROXIES", "11"),
     ("CORS_ORIGINS", "https://app.example/path"),
@@ -203,7 +212,18 @@ def test_load_settings_bad_value_is_one_line_naming_the_variable(tmp_path, name,
 
 
 @pytest.mark.parametrize(
-    ("name", "raw"), [("PORT", "http"), ("ROBOT_CPU_TIMEOUT", "soon"), ("JWT_ACCESS_TTL", "15m")]
+    ("name", "raw"),
+    [
+        ("PORT", "http"),
+        ("ROBOT_CPU_TIMEOUT", "soon"),
+        ("JWT_ACCESS_TTL", "15m"),
+        # Digits that are not ASCII, and Python's own spellings: int() and float() take them.
+        ("PORT", "٨١٠٣"),
+        ("WEB_CONCURRENCY", "²"),
+        ("ROBOT_CACHE_TTL", "1_000"),
+        ("ROBOT_CPU_TIMEOUT", "１.5"),
+        ("ROBOT_CPU_TIMEOUT", "infinity"),
+    ],
 )
 def test_load_settings_non_number_says_must_be_a_number(tmp_path, name, raw):
     assert problems(tmp_path, **{name: raw}) == [f"{name}: must be a number (got {raw!r})"]
@@ -337,3 +357,10 @@ def test_production_accepts_one_worker_or_redis(tmp_path, environ):
 
 def test_development_allows_several_workers_without_redis(tmp_path):
     assert load(tmp_path, WEB_CONCURRENCY="3")["WEB_CONCURRENCY"] == 3
+
+
+@pytest.mark.parametrize(
+    "rate", ["1/second", "999999999 per 999999 seconds", "10 per 1 year", "5/2minutes; 1/day"]
+)
+def test_load_settings_accepts_rates_within_bounds(tmp_path, rate):
+    assert load(tmp_path, RATELIMIT_DEFAULT=rate)["RATELIMIT_DEFAULT"] == rate

@@ -246,3 +246,29 @@ def test_one_trip_storage_raises_what_redis_refused(app, redis_url):
     redis.Redis.from_url(redis_url).rpush(ours.prefixed_key(ours._current_window_key("k")), "x")
     with app.test_request_context(), pytest.raises(ResponseError, match="WRONGTYPE"):
         ours.acquire_sliding_window_entry("k", 3, 60)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/nope"),  # no route: 404
+        ("GET", "/api/v1/survivors/not-a-uuid"),  # a converter refused it: 404
+        ("DELETE", "/api/v1/reports/infection"),  # no such method: 405
+    ],
+)
+def test_unknown_paths_and_methods_under_the_api_are_limited_too(tight, method, path):
+    """Probing what does not exist costs a client its bucket like anything else under /api/v1."""
+    client = tight.test_client()
+    first = client.open(path, method=method)
+    assert first.status_code in (404, 405)
+    assert first.headers["RateLimit-Limit"] == "3"
+    assert first.headers["RateLimit-Remaining"] == "2"
+    assert [client.open(path, method=method).status_code for _ in range(2)] == [first.status_code] * 2
+    assert_problem(client.open(path, method=method), 429)
+    assert_problem(client.get(ME), 429)  # one bucket per client IP, whatever it asked for
+
+
+def test_unknown_paths_outside_the_api_stay_unlimited(tight):
+    client = tight.test_client()
+    assert {client.get("/nope").status_code for _ in range(5)} == {404}
+    assert "RateLimit-Limit" not in client.get("/nope").headers

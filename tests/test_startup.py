@@ -89,6 +89,8 @@ def test_first_start_without_admin_password_prints_one_once(app: Flask, db_url: 
         ("ADMIN_USERNAME", "no spaces allowed"),
         ("JWT_SECRET_KEY", "short"),
         ("GUNICORN_THREADS", "abc"),
+        ("GUNICORN_THREADS", "²"),  # a digit to str.isdigit, not to int(): once a traceback
+        ("PORT", "٨١٠٣"),  # Arabic-Indic digits: int() reads 8103
         ("ADMIN_PASSWORD", "short"),
     ],
 )

@@ -487,3 +487,19 @@ def test_a_request_verifies_its_token_once(app: Flask, client, make, monkeypatch
     with app.app_context():  # outside a request nothing is remembered: each call verifies
         assert decode_token(token)["sub"] == decode_token(token)["sub"]
     assert verified == [token, token]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Basic YWRtaW46YWRtaW4=", "Token abc"],
+)
+def test_a_request_without_a_bearer_token_gets_a_challenge_naming_no_error(client, authorization):
+    """RFC 6750 §3.1: no authentication information (or an unsupported scheme) is answered with
+    the bare challenge; error="invalid_token" is for a token that was sent and refused."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = client.get(ME, headers=headers)
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="resistance-api"'
+    assert response.get_json()["detail"] == "A bearer token is required in the Authorization header."
+    sent = client.get(ME, headers={"Authorization": "Bearer not.a.token"})
+    assert sent.headers["WWW-Authenticate"] == 'Bearer realm="resistance-api", error="invalid_token"'

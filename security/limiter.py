@@ -68,7 +68,7 @@ class OneTripRedisStorage(RedisStorage):
         if isinstance(acquired, Exception):
             raise acquired
         if has_request_context() and not isinstance(window, Exception):
-            g.setdefault("_limit_windows", {})[key] = _sliding_window(window)
+            g.setdefault("_limit_windows", {})[key] = _sliding_window(window, expiry)
         return bool(acquired)
 
     def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
@@ -79,14 +79,22 @@ class OneTripRedisStorage(RedisStorage):
         return super().get_sliding_window(key, expiry)
 
 
-def _sliding_window(raw: list[Any]) -> tuple[int, float, int, float]:
+def _sliding_window(raw: list[Any], expiry: int) -> tuple[int, float, int, float]:
     """limits' window script's answer as RedisStorage.get_sliding_window gives it: (previous
-    count, seconds it has left, current count, seconds it has left)."""
+    count, seconds it has left, current count, seconds it has left).
+
+    Read in the round trip that made the counter, its TTL is still exactly two windows, which
+    limits' reset (TTL modulo the window) would read as "resets now" (RateLimit-Reset: 0 on a
+    fresh bucket); a millisecond less is what any later read sees, and it reads as a whole window.
+    """
+    current_ttl_ms = max(0, float(raw[3] or 0))
+    if current_ttl_ms == 2 * expiry * 1000:
+        current_ttl_ms -= 1
     return (
         int(raw[0] or 0),
         max(0, float(raw[1] or 0)) / 1000,
         int(raw[2] or 0),
-        max(0, float(raw[3] or 0)) / 1000,
+        current_ttl_ms / 1000,
     )
 
 

@@ -176,6 +176,16 @@ def test_redis_limit_counts_down_in_one_round_trip_per_request(
     assert 0 < int(response.headers["Retry-After"]) <= 60
 
 
+def test_a_fresh_buckets_reset_is_a_whole_window(make_app, redis_url, make: Factory):
+    """The first request's window is read in the trip that made its counter: its reset is the
+    window's length, not 'now' (it once said 1, then 59, 58…)."""
+    limited = make_app(REDIS_URL=redis_url, RATELIMIT_DEFAULT="4/minute")
+    account = make.account()
+    client = limited.test_client()
+    resets = [int(client.get(ME, headers=account["headers"]).headers["RateLimit-Reset"]) for _ in range(2)]
+    assert all(59 <= reset <= 60 for reset in resets), resets
+
+
 def test_one_trip_storage_reads_the_window_as_limits_does(app, redis_url):
     from limits.storage import RedisStorage
 

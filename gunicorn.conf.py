@@ -139,6 +139,11 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
         raise
 
 
+def when_ready(server):  # noqa: ARG001 - gunicorn's hook signature
+    """Say where the API answers: gunicorn logs at warning, so it would not say so itself."""
+    print(f"Resistance API: serving on http://{bind}", file=sys.stderr, flush=True)  # noqa: T201
+
+
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 

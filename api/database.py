@@ -9,6 +9,7 @@ restart is found there); a busy pool is not pinged on every request.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from flask import Flask
 from sqlalchemy import DateTime, Engine, TypeDecorator, event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -117,8 +119,25 @@ def configure_engine(engine: Engine) -> None:
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _ping_if_idle)
     if engine.dialect.name == "sqlite":
+        # Before sqlite3 opens (and would create) the file: a start that fails earlier makes none.
+        event.listen(engine, "do_connect", lambda *_args: create_private_sqlite_file(str(engine.url)))
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+
+
+def create_private_sqlite_file(uri: str) -> None:
+    """Create an SQLite database file readable by its owner alone (0600), like the instance secret:
+    it holds password hashes and session ids, and sqlite3 would create it 0644. SQLite gives its
+    -wal and -shm files the database file's mode. A file that exists is left as the operator made
+    it; a directory that does not is left for SQLite to report."""
+    url = make_url(uri)
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        pass
 
 
 def init_app(app: Flask) -> None:

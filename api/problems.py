@@ -22,6 +22,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, json, request
+from flask_limiter import RateLimitExceeded
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -41,6 +42,12 @@ INVALID_TOKEN_CHALLENGE = 'Bearer realm="resistance-api", error="invalid_token"'
 # have no SQLSTATE at all; SQLite names its outages only in the message.
 OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
 OUTAGE_MESSAGES = ("connection", "database is locked", "unable to open database file", "server closed")
+
+# Our words for what Werkzeug would say in its stock sentences ("If you entered the URL manually…").
+STOCK_DETAILS = {
+    404: "There is nothing at this path; the API's paths are listed at /api/v1/openapi.json.",
+    405: "This path does not take this method; the Allow header lists the ones it takes.",
+}
 
 log = logging.getLogger("resistance")
 
@@ -166,6 +173,10 @@ def http_problem(error: HTTPException) -> Response:
     headers.update(data.get("headers") or {})
     errors = None
     detail = error.description
+    if detail == type(error).description:  # Werkzeug's stock sentence: say it our way, if we have one
+        detail = STOCK_DETAILS.get(status, detail)
+    if isinstance(error, RateLimitExceeded):  # its description is the bare limit: "10 per 1 minute"
+        detail = f"Too many requests: the limit is {error.description}; retry after Retry-After's seconds."
     if status == 422 and "messages" in data:
         errors = webargs_errors(data["messages"])
         detail = "The request has invalid or unknown fields; see errors."

@@ -658,3 +658,20 @@ def test_http_problem_422_flattens_messages_and_keeps_headers(app):
     assert body["errors"] == {"a.b": ["Bad."]}
     assert headers["X-Hint"] == "1"
     assert headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "detail"),
+    [
+        ("GET", "/api/v1/nope", 404, "There is nothing at this path"),
+        ("GET", "/api/v1/survivors/not-a-uuid", 404, "There is nothing at this path"),
+        ("DELETE", "/api/v1/reports/infection", 405, "This path does not take this method"),
+    ],
+)
+def test_routing_errors_say_it_in_our_words(client, method, path, status, detail):
+    """Werkzeug's stock sentences ("If you entered the URL manually please check your spelling")
+    are replaced; a detail an abort() chose itself is kept (see the tests above)."""
+    response = client.open(path, method=method)
+    body = assert_problem(response, status)
+    assert body["detail"].startswith(detail)
+    assert "manually" not in body["detail"]

@@ -170,6 +170,12 @@ def test_production_with_one_worker_and_strong_secret_starts(tmp_path: Path):
         assert login(server, "admin", ADMIN_PASSWORD) == 200
         with server.client() as client:
             assert client.get("/readyz").json()["checks"]["database"] == "ok"
+        assert f"Resistance API: serving on {server.base_url}\n" in server.output()  # where to go
+        # The database holds password hashes and session ids: its owner alone reads it, like the
+        # instance secret (sqlite3 would create it 0644); SQLite gives its WAL files that mode.
+        files = [tmp_path / "p.db", *tmp_path.glob("p.db-*")]  # not the empty start lock beside it
+        modes = {path.name: path.stat().st_mode & 0o777 for path in files}
+        assert modes == {"p.db": 0o600, "p.db-wal": 0o600, "p.db-shm": 0o600}
 
 
 def test_flask_db_upgrade_on_fresh_sqlite_file_creates_schema(tmp_path: Path):
@@ -189,3 +195,18 @@ def test_flask_db_upgrade_on_fresh_sqlite_file_creates_schema(tmp_path: Path):
     finally:
         engine.dispose()
     assert {"alembic_version", "accounts", "survivors", "infection_reports", "sessions"} <= tables
+
+
+def test_an_existing_or_unusual_sqlite_database_is_left_as_it_is(tmp_path: Path):
+    from api.database import create_private_sqlite_file
+
+    shared = tmp_path / "shared.db"
+    shared.touch(mode=0o640)
+    shared.chmod(0o640)
+    create_private_sqlite_file(f"sqlite:///{shared}")
+    assert shared.stat().st_mode & 0o777 == 0o640  # the operator's choice
+    create_private_sqlite_file(f"sqlite:///{tmp_path}/missing/dir/x.db")  # SQLite reports that one
+    assert not (tmp_path / "missing").exists()
+    for uri in ("sqlite://", "sqlite:///:memory:", "postgresql+psycopg://127.0.0.1/test_x"):
+        create_private_sqlite_file(uri)  # nothing on disk to make
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shared.db"]

@@ -87,7 +87,7 @@ class TradeAccept(MethodView):
 
         The partner or an admin; the proposer gets 403 and anyone else 404. If either party is
         now infected or no longer holds its side, it is 409: nothing moves and the trade stays
-        pending. A trade that is no longer pending is 409. Takes no body.
+        pending. A trade that is no longer pending is 409. Takes no body, or an empty JSON object.
         """
         return services.settle(current_user, trade_id, Status.COMPLETED)
 
@@ -101,7 +101,7 @@ class TradeReject(MethodView):
         """Reject a pending trade.
 
         The partner or an admin; the proposer gets 403 and anyone else 404. A trade that is no
-        longer pending is 409. Takes no body.
+        longer pending is 409. Takes no body, or an empty JSON object.
         """
         return services.settle(current_user, trade_id, Status.REJECTED)
 
@@ -115,6 +115,6 @@ class TradeCancel(MethodView):
         """Cancel a pending trade you proposed.
 
         The proposer or an admin; the partner gets 403 and anyone else 404. A trade that is no
-        longer pending is 409. Takes no body.
+        longer pending is 409. Takes no body, or an empty JSON object.
         """
         return services.settle(current_user, trade_id, Status.CANCELLED)

@@ -6,17 +6,18 @@ import sys
 import tempfile
 import warnings
 
-from api.config import ConfigError, load_settings
+from api.config import ConfigError, load_settings, whole_number
 
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def _threads(raw: str) -> int:
-    """GUNICORN_THREADS, native threads per worker for password hashing: 1..64, default 4."""
-    value = int(raw.strip()) if raw.strip().isascii() and raw.strip().isdigit() else 0
-    if not 1 <= value <= 64:
-        raise ConfigError([f"GUNICORN_THREADS: must be a whole number 1..64 (got {raw!r})"])
-    return value
+    """GUNICORN_THREADS, native threads per worker for password hashing: 1..64, default 4; read by
+    the app settings' own whole-number rule, and reported like them."""
+    try:
+        return whole_number(1, 64)(raw)
+    except ValueError as error:
+        raise ConfigError([f"GUNICORN_THREADS: {error} (got {raw!r})"]) from None
 
 
 _problems: list[str] = []

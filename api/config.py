@@ -39,7 +39,10 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _int(low: int, high: int) -> Callable[[str], int]:
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """The rule for a whole-number setting: ASCII digits, low..high (ValueError says which broke).
+    gunicorn.conf.py reads GUNICORN_THREADS, which is not an app setting, by it too."""
+
     def parse(raw: str) -> int:
         if not _WHOLE_RE.match(raw.strip()):
             raise ValueError("must be a number")
@@ -52,7 +55,7 @@ def _int(low: int, high: int) -> Callable[[str], int]:
 
 
 def _seconds(low: int, high: int) -> Callable[[str], timedelta]:
-    whole = _int(low, high)
+    whole = whole_number(low, high)
     return lambda raw: timedelta(seconds=whole(raw))
 
 
@@ -160,24 +163,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", _database_url, None),  # None: instance/ SQLite
     Setting("REDIS_URL", "REDIS_URL", _redis_url, None),
     Setting("JWT_SECRET_KEY", "JWT_SECRET_KEY", _text, None),  # None: the instance secret, not in production
-    Setting("JWT_ACCESS_TTL", "JWT_ACCESS_TOKEN_EXPIRES", _int(30, 86400), "900"),
-    Setting("JWT_REFRESH_TTL", "JWT_REFRESH_TOKEN_EXPIRES", _int(60, 90 * 86400), str(7 * 86400)),
+    Setting("JWT_ACCESS_TTL", "JWT_ACCESS_TOKEN_EXPIRES", whole_number(30, 86400), "900"),
+    Setting("JWT_REFRESH_TTL", "JWT_REFRESH_TOKEN_EXPIRES", whole_number(60, 90 * 86400), str(7 * 86400)),
     Setting("SESSION_MAX_AGE", "SESSION_MAX_AGE", _seconds(60, 365 * 86400), str(30 * 86400)),
-    Setting("REFRESH_REUSE_GRACE", "REFRESH_REUSE_GRACE", _int(0, 10), "5"),
+    Setting("REFRESH_REUSE_GRACE", "REFRESH_REUSE_GRACE", whole_number(0, 10), "5"),
     Setting("ALLOW_REGISTRATION", "ALLOW_REGISTRATION", _bool, "true"),
-    Setting("INFECTION_THRESHOLD", "INFECTION_THRESHOLD", _int(1, 1000), "3"),
+    Setting("INFECTION_THRESHOLD", "INFECTION_THRESHOLD", whole_number(1, 1000), "3"),
     Setting("RATELIMIT_DEFAULT", "RATELIMIT_DEFAULT", _rate, "600/minute"),
     Setting("RATELIMIT_AUTH", "RATELIMIT_AUTH", _rate, "10/minute"),
-    Setting("TRUSTED_PROXIES", "TRUSTED_PROXIES", _int(0, 10), "0"),
+    Setting("TRUSTED_PROXIES", "TRUSTED_PROXIES", whole_number(0, 10), "0"),
     Setting("CORS_ORIGINS", "CORS_ORIGINS", _origins, ""),
     Setting("ROBOT_CPU_URL", "ROBOT_CPU_URL", _http_url, DEFAULT_ROBOT_CPU_URL),
     Setting("ROBOT_CPU_TIMEOUT", "ROBOT_CPU_TIMEOUT", _float(0.1, 60), "3"),
-    Setting("ROBOT_CACHE_TTL", "ROBOT_CACHE_TTL", _int(0, 86400 * 30), "300"),
+    Setting("ROBOT_CACHE_TTL", "ROBOT_CACHE_TTL", whole_number(0, 86400 * 30), "300"),
     Setting("METRICS_TOKEN", "METRICS_TOKEN", _metrics_token, None),
     Setting("HSTS_ENABLED", "HSTS_ENABLED", _bool, "false"),
     Setting("HOST", "HOST", _text, "127.0.0.1"),
-    Setting("PORT", "PORT", _int(1, 65535), "8000"),
-    Setting("WEB_CONCURRENCY", "WEB_CONCURRENCY", _int(1, 64), None),  # None: 2 with REDIS_URL, else 1
+    Setting("PORT", "PORT", whole_number(1, 65535), "8000"),
+    # WEB_CONCURRENCY's None: 2 with REDIS_URL, else 1.
+    Setting("WEB_CONCURRENCY", "WEB_CONCURRENCY", whole_number(1, 64), None),
     Setting("ADMIN_USERNAME", "ADMIN_USERNAME", _username, "admin"),
     Setting("ADMIN_PASSWORD", "ADMIN_PASSWORD", _text, None),
 )

@@ -127,14 +127,17 @@ def test_make_test_refuses_a_users_database_before_running_anything():
     assert check.returncode == 4 and "database 'mydb'" in check.stderr
 
 
-def children(pid: int) -> list[int]:
-    """Process ids whose parent is `pid` (Linux /proc)."""
+def children(pid: int, command: bytes = b"") -> list[int]:
+    """Process ids whose parent is `pid` and whose command line holds `command` (Linux /proc)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) != pid:
+                        continue
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if command in cmdline.read():
                         found.append(int(entry))
             except (OSError, IndexError, ValueError):
                 continue  # the process ended while we looked
@@ -156,7 +159,9 @@ def test_sigterm_to_the_suite_stops_the_servers_it_started():
         servers: list[int] = []
         while not servers and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
-            servers = children(process.pid)  # the gunicorn master, in a process group of its own
+            # The gunicorn master (in a process group of its own), not any short-lived helper
+            # pytest's start-up may spawn before conftest's SIGTERM handler is installed.
+            servers = children(process.pid, b"gunicorn")
         assert servers, "the module's gunicorn never started"
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cachelib.serializers import JSONSerializer
@@ -22,8 +22,10 @@ from flask_caching import Cache
 from sqlalchemy import BigInteger, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from api import mirror
 from api.arguments import canonical_url, validated_query
 from api.extensions import db
+from api.redis_store import redis_client
 
 CACHE_CONTROL = "private, no-cache"
 SURVIVORS = "survivors"
@@ -58,9 +60,28 @@ def bump(session: Session, name: str) -> None:
 VERSION_QUERY = select(DataVersion.version).where(DataVersion.name == bindparam("name"))
 
 
-def current_version(name: str = SURVIVORS) -> int:
-    """The data set's version as committed now."""
-    return db.session.connection().execute(VERSION_QUERY, {"name": name}).scalar() or 0
+def current_version(name: str = SURVIVORS, fetched: Sequence[Any] | None = None) -> int:
+    """The data set's version as committed now: from the Redis mirror when REDIS_URL is set and
+    no write of it is committing (`fetched`: its two mirror keys, if already read), else from the
+    database (api/mirror.py)."""
+
+    def load() -> int:
+        return db.session.connection().execute(VERSION_QUERY, {"name": name}).scalar() or 0
+
+    return mirror.read(mirror.VERSION + name, load, str, int, fetched)
+
+
+def _version_and_cached(key: str | None) -> tuple[int, Any]:
+    """The survivors' version and the body cached under `key` (None: not cacheable), in one
+    Redis MGET when REDIS_URL is set (the version's mirror keys and the cached body)."""
+    client = redis_client()
+    if client is None:
+        return current_version(), None if key is None else cache.get(key)
+    backend: Any = cache.cache
+    names = mirror.keys(mirror.VERSION + SURVIVORS)
+    fetched = client.mget([*names, backend.key_prefix + key] if key is not None else names)
+    cached = None if key is None else backend.serializer.loads(fetched[2])
+    return current_version(SURVIVORS, fetched[:2]), cached
 
 
 class _JSONCacheSerializer(JSONSerializer):
@@ -135,15 +156,14 @@ def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
-        version = current_version()
         digest = representation_digest()
+        key = f"view:{digest}"
+        cacheable = _cacheable()
+        version, cached = _version_and_cached(key if cacheable else None)
         etag = url_etag(SURVIVORS, version, digest=digest)
         not_modified = _not_modified(etag)
         if not_modified is not None:
             return not_modified
-        key = f"view:{digest}"
-        cacheable = _cacheable()
-        cached = cache.get(key) if cacheable else None
         if cached is not None and cached["version"] == version:
             response = Response(cached["body"], mimetype="application/json")
             if cached["link"]:

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from api import mirror
 from api.caching import bump
 from api.extensions import db
 
@@ -153,6 +154,7 @@ def init_app(app: Flask) -> None:
 
 AFTER_COMMIT = "resistance.after_commit"
 CHANGES = "resistance.changes"
+STALE = "resistance.stale"
 
 
 @contextmanager
@@ -166,13 +168,17 @@ def write_transaction(changes: str | None = None) -> Iterator[Session]:
     takes its locks in one order — its own rows, the survivor totals row, the version rows last —
     and no two can wait on each other in a cycle; no service has to remember that order. A
     transaction that rolls back bumps nothing, and one that names nothing leaves every version
-    (and every cached body keyed by it) alone.
+    (and every cached body keyed by it) alone. The versions, and what mark_stale names, are
+    mirrored in Redis when it is configured: the mirror is told right before COMMIT and right
+    after it (api/mirror.py), and a Redis that cannot be told rolls the write back.
     """
     session = db.session()
     if session.in_transaction():
         session.commit()  # end the read snapshot so the write starts on fresh data
     session.connection(execution_options=WRITE_OPTIONS[dialect_name()])
     session.info[CHANGES] = set() if changes is None else {changes}
+    session.info[STALE] = set()
+    count_out = None
     try:
         yield session
         changed = session.info.pop(CHANGES)
@@ -180,24 +186,42 @@ def write_transaction(changes: str | None = None) -> Iterator[Session]:
             session.flush()  # the block's own rows first, whatever it left pending in the ORM
             for name in sorted(changed):  # one order across data sets too
                 bump(session, name)
+        stale = sorted(session.info.pop(STALE) | {mirror.VERSION + name for name in changed})
+        if stale:
+            count_out = mirror.count_in(stale)
         session.commit()
     except BaseException:
         session.rollback()
         session.info.pop(AFTER_COMMIT, None)
         session.info.pop(CHANGES, None)
+        session.info.pop(STALE, None)
+        if count_out is not None:
+            count_out()
         raise
+    if count_out is not None:
+        count_out()
     for callback in session.info.pop(AFTER_COMMIT, []):
         callback()
+
+
+def _declared(key: str) -> set[str]:
+    declared = db.session().info.get(key)
+    if declared is None:
+        raise RuntimeError("only meaningful inside write_transaction")
+    return declared
 
 
 def mark_changed(name: str) -> None:
     """Declare that the current write_transaction changes data set `name`: its version is bumped
     once, just before the commit (never if the transaction rolls back). For a block that changes
     the data only on some paths (a repeat infection report counts nothing)."""
-    changes = db.session().info.get(CHANGES)
-    if changes is None:
-        raise RuntimeError("mark_changed is only meaningful inside write_transaction")
-    changes.add(name)
+    _declared(CHANGES).add(name)
+
+
+def mark_stale(name: str) -> None:
+    """Declare that the current write_transaction changes the state mirrored as `name`
+    (api/mirror.py; an account's role, say): no reader sees the old state once it has committed."""
+    _declared(STALE).add(name)
 
 
 def after_commit(callback: Callable[[], None]) -> None:

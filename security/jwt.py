@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_jwt_extended import JWTManager
 
+from api.accounts.models import actor_name
 from api.problems import CHALLENGE, token_refused
 from security.sessions import session_ended
 from security.tokens import well_formed
@@ -85,7 +86,8 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
     def _session_ended(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
         # flask-jwt-extended asks this before the claims check below: a token without a session
         # id is left for that check to refuse.
-        return well_formed(claims) and session_ended(claims["sid"])
+        # The account's state is fetched in the same Redis round trip, for _lookup next.
+        return well_formed(claims) and session_ended(claims["sid"], also=[actor_name(claims["sub"])])
 
     @jwt.token_verification_loader
     def _claims_ok(_header: dict[str, Any], claims: dict[str, Any]) -> bool:

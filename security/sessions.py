@@ -35,6 +35,7 @@ from flask import current_app
 from sqlalchemy import ForeignKey, Index, String, bindparam, case, delete, literal, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from api import mirror
 from api.accounts.models import Account
 from api.database import UTCDateTime, UUIDPrimaryKey, after_commit, utcnow, write_transaction
 from api.extensions import db
@@ -250,7 +251,7 @@ def _end_where(where: list[Any], reason: str, now: datetime) -> list[str]:
         return []
     expiries = [(session_id, expires_at) for session_id, _account_id, expires_at in ended]
 
-    def mirror() -> None:
+    def mirror_ends() -> None:
         client = redis_client()
         if client is not None:
             pipeline = client.pipeline(transaction=False)
@@ -272,8 +273,8 @@ def _end_where(where: list[Any], reason: str, now: datetime) -> list[str]:
     # Before the commit: a Redis that cannot take the end rolls it back (503), so it is never
     # ended in the database alone. After it too: a Redis that lost its data meanwhile may have
     # been refilled from the database before this commit, and marked complete without it.
-    mirror()
-    after_commit(mirror)
+    mirror_ends()
+    after_commit(mirror_ends)
     after_commit(log)
     return [str(session_id) for session_id, _account_id, _expires_at in ended]
 
@@ -312,18 +313,20 @@ def _refill_redis(client: Any) -> None:
     pipeline.execute()
 
 
-def session_ended(session_id: str) -> bool:
+def session_ended(session_id: str, also: Sequence[str] = ()) -> bool:
     """True when the session a token names has ended (the per-request check, one key).
 
     `session_id` is the token's `sid`, in canonical form (security.tokens.well_formed checked it
-    first). Redis when configured (one MGET, with the marker), else the database. A session the
+    first). Redis when configured (one MGET, with the marker, and the keys of the mirrored names
+    `also`, which the request reads next: api/mirror.py), else the database. A session the
     database does not know (deleted after expiry) counts as ended. Raises RedisError when Redis
     is down: the request is a 503, never an unchecked token.
     """
     client = redis_client()
     if client is None:
         return _ended_in_database(session_id)
-    ended, loaded = client.mget(ENDED_KEY + session_id, LOADED_KEY)
+    ended, loaded, *mirrored = client.mget([ENDED_KEY + session_id, LOADED_KEY, *mirror.keys(*also)])
+    mirror.remember(also, mirrored)
     if loaded is None:  # Redis lost its data (or is new): refill it from the durable record
         _refill_redis(client)
         return _ended_in_database(session_id)

@@ -55,7 +55,8 @@ def well_formed(claims: dict[str, Any]) -> bool:
     The signature already proves the token is ours; this refuses one minted without a jti (it
     a session could not track), without an integer exp (we issue whole seconds; 1e300 would
     never expire), without the canonical id
-    of its session (it could never be ended), or of a type we never issue.
+    of its session (it could never be ended), without an account (`sub`), or of a type we never
+    issue.
     """
     jti, exp = claims.get("jti"), claims.get("exp")
     return (
@@ -65,6 +66,7 @@ def well_formed(claims: dict[str, Any]) -> bool:
         and isinstance(exp, int)
         and not isinstance(exp, bool)
         and _is_session_id(claims.get("sid"))
+        and isinstance(claims.get("sub"), str)
     )
 
 

@@ -191,9 +191,11 @@ def test_cached_representations_are_a_bounded_set_in_memory_too(app, client, mak
     assert len(store._cache) - before <= caching.CACHED_PAGES  # noqa: SLF001
 
 
-def test_new_version_overwrites_the_one_cached_body(make_app, redis_url, make):
+def test_new_version_overwrites_the_one_cached_body(make_app, redis_url):
+    replica = make_app(REDIS_URL=redis_url)
+    client = replica.test_client()
+    make = Factory(replica, client)  # writes through the same Redis, as every replica does
     reader = make.account("observer")
-    client = make_app(REDIS_URL=redis_url).test_client()
     for _ in range(5):
         make.survivor()  # each write is a new data version
         response = client.get(SURVIVORS, headers=reader["headers"])

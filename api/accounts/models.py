@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from api import mirror
 from api.database import Timestamps, UUIDPrimaryKey
 from api.extensions import db
 
@@ -53,3 +54,9 @@ class Actor:
     username: str
     role: Role
     survivor_id: uuid.UUID | None
+
+
+def actor_name(account_id: str) -> str:
+    """The Redis mirror's name for the actor of account `account_id` (a token's `sub`), which
+    every write that changes the actor declares stale (api/mirror.py)."""
+    return mirror.ACCOUNT + account_id

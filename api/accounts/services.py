@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -10,9 +11,10 @@ from flask import current_app
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from api.accounts.models import Account, Actor, Role
+from api import mirror
+from api.accounts.models import Account, Actor, Role, actor_name
 from api.accounts.schemas import USERNAME_RULE, is_username
-from api.database import utcnow, write_transaction
+from api.database import mark_stale, utcnow, write_transaction
 from api.extensions import db
 from api.pagination import Window, page_of
 from api.problems import ProblemError
@@ -111,15 +113,36 @@ ACTOR_QUERY = (
 def load_active(account_id: str) -> Actor | None:
     """The account a token names, if it is still enabled (its session was checked before).
 
-    Runs on every authenticated request: a prepared Core select of four columns, not an ORM load,
-    and the only look-up of the account's survivor profile a request needs (Actor.survivor_id).
+    Runs on every authenticated request: from the Redis mirror when REDIS_URL is set (fetched
+    in the session check's MGET, api/mirror.py), else a prepared Core select of four columns, not
+    an ORM load; the only look-up of the account's survivor profile a request needs
+    (Actor.survivor_id). Every write that changes what it returns declares it (mark_stale).
     """
     try:
         key = uuid.UUID(account_id)
     except (TypeError, ValueError):
         return None
-    row = db.session.connection().execute(ACTOR_QUERY, {"id": key}).first()
-    return None if row is None else Actor(*row)
+
+    def load() -> Actor | None:
+        row = db.session.connection().execute(ACTOR_QUERY, {"id": key}).first()
+        return None if row is None else Actor(*row)
+
+    return mirror.read(actor_name(account_id), load, _encode_actor, lambda raw: _decode_actor(key, raw))
+
+
+def _encode_actor(actor: Actor | None) -> str:
+    if actor is None:
+        return "null"
+    survivor_id = None if actor.survivor_id is None else str(actor.survivor_id)
+    return json.dumps([actor.username, actor.role.value, survivor_id])
+
+
+def _decode_actor(account_id: uuid.UUID, raw: bytes) -> Actor | None:
+    state = json.loads(raw)
+    if state is None:
+        return None
+    username, role, survivor_id = state
+    return Actor(account_id, username, Role(role), None if survivor_id is None else uuid.UUID(survivor_id))
 
 
 def list_accounts(window: Window) -> tuple[list[Account], int]:
@@ -140,6 +163,7 @@ def update_account(actor: Actor, account_id: uuid.UUID, changes: dict[str, Any])
         account = session.get(Account, account_id, with_for_update=True)
         if account is None:
             raise ProblemError(404, "No such account.")
+        mark_stale(actor_name(str(account.id)))
         if account.id == actor.id and (
             changes.get("disabled") or changes.get("role", Role.ADMIN) != Role.ADMIN
         ):

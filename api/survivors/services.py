@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from api.accounts.models import Actor, Role
+from api.accounts.models import Actor, Role, actor_name
 from api.caching import SURVIVORS
-from api.database import write_transaction
+from api.database import mark_stale, write_transaction
 from api.extensions import db
 from api.pagination import Window, page_of
 from api.problems import ProblemError
@@ -39,6 +39,8 @@ def create_survivor(actor: Actor, data: dict[str, Any]) -> Survivor:
     )
     try:
         with write_transaction(changes=SURVIVORS) as session:
+            if survivor.account_id is not None:  # the account's actor now has a survivor_id
+                mark_stale(actor_name(str(survivor.account_id)))
             session.add(survivor)
             session.flush()
             totals.registered(session, {item: getattr(survivor, item) for item in ITEMS})

@@ -3,10 +3,11 @@
 Every write to survivor data bumps one counter row in the same transaction (write_transaction
 does it, for the data sets the write declares: api/database.py). A list or report's
 ETag is that version plus the representation (route and validated query), so a 304 costs one
-primary-key read and no serialising, and its rendered body is cached with the version it was
+read of the version and no serialising, and its rendered body is cached with the version it was
 rendered at: a copy older than the last write is never served, by any worker or replica. Single
 survivors use their own row version. Cached bodies are JSON (never pickle), in Redis when
-REDIS_URL is set.
+REDIS_URL is set; the version is then read from its Redis mirror (api/mirror.py) in the same
+MGET as the cached body, and the database is not asked at all.
 """
 
 from __future__ import annotations

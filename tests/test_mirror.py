@@ -139,6 +139,20 @@ def test_the_mirror_is_rebuilt_from_the_database_after_redis_loses_its_data(repl
     assert 0 < store.ttl(actor_key(account)) <= mirror.MIRROR_SECONDS
 
 
+def test_an_account_disabled_behind_the_apis_back_is_refused_and_mirrored_as_such(
+    replicas, make: Factory, store
+):
+    """Disabling through the API ends every session; one disabled by hand in SQL (sessions left
+    live) is still refused by the account check, from the database and then from the mirror."""
+    _, second = replicas
+    account = make.account("survivor")
+    with second.app_context(), write_transaction() as session:
+        session.get_one(Account, uuid.UUID(account["id"])).disabled = True
+    for _ in range(2):
+        assert_problem(second.test_client().get(ME, headers=account["headers"]), 401)
+    assert store.get(actor_key(account)) == b"null"
+
+
 # --- the protocol, one rule at a time ------------------------------------------------------------
 
 
@@ -166,6 +180,12 @@ def test_a_value_read_before_a_write_began_is_not_stored_after_it(mirrored, stor
     assert mirror.read("sample", lambda: 8, str, int) == 8
     assert store.get(mirror.VALUE_KEY + "sample") == b"8"
     assert mirror.read("sample", lambda: 9, str, int) == 8  # from Redis now
+
+
+def test_a_write_that_began_between_the_readers_mget_and_its_watch_voids_the_fill(mirrored, store):
+    store.set(mirror.WRITING_KEY + "sample", b"1")  # counted in after the caller's MGET saw none
+    assert mirror.read("sample", lambda: 6, str, int, fetched=[None, None]) == 6
+    assert store.get(mirror.VALUE_KEY + "sample") is None
 
 
 def test_readers_use_the_database_while_a_write_is_counted_in(mirrored, store):

@@ -41,8 +41,9 @@ class Account(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-define
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """The authenticated account as a request acts with it: read in one light query per request
-    (no ORM object to build, nothing to expire or refresh after a commit), never written through.
+    """The authenticated account as a request acts with it: read once per request, from its Redis
+    mirror or in one light query (no ORM object to build, nothing to expire or refresh after a
+    commit; accounts.services.load_active), never written through.
     Has the attribute names of Account that services read from an actor.
 
     survivor_id is the account's survivor profile as that query found it, None without one: the

@@ -131,8 +131,9 @@ def load_active(account_id: str) -> Actor | None:
 
 
 def _encode_actor(actor: Actor | None) -> str:
+    """[username, role, survivor id or null], or null for a disabled or missing account."""
     if actor is None:
-        return "null"
+        return json.dumps(None)
     survivor_id = None if actor.survivor_id is None else str(actor.survivor_id)
     return json.dumps([actor.username, actor.role.value, survivor_id])
 

@@ -65,8 +65,14 @@ def remember(names: Sequence[str], fetched: Sequence[Any]) -> None:
 
 
 def _idle(writing: bytes | None) -> bool:
-    """No write of the name is committing (a count that went back to 0, or none at all)."""
-    return writing is None or int(writing) <= 0
+    """No write of the name is committing (a count that went back to 0, or none at all); a count
+    that is not an integer is taken as a write in progress (the database answers)."""
+    if writing is None:
+        return True
+    try:
+        return int(writing) <= 0
+    except ValueError:
+        return False
 
 
 def read(
@@ -94,7 +100,11 @@ def read(
     if not _idle(writing):
         return load()
     if value is not None:
-        return decode(value)
+        try:
+            return decode(value)
+        except Exception:  # any value it cannot read is no value: dropped, then read again
+            log.warning("dropped a mirrored value that could not be decoded", extra={"mirror": name})
+            client.delete(VALUE_KEY + name)
     return _fill(client, name, load, encode)
 
 

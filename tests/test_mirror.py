@@ -188,6 +188,29 @@ def test_a_write_that_began_between_the_readers_mget_and_its_watch_voids_the_fil
     assert store.get(mirror.VALUE_KEY + "sample") is None
 
 
+@pytest.mark.parametrize(
+    "value", [b"not json", b"[1, 2, 3]", b'{"role": "admin"}', b'["x", "emperor", null]', b"[]"]
+)
+def test_a_mirrored_actor_that_cannot_be_decoded_is_dropped_and_read_again(
+    replicas, make: Factory, store, value
+):
+    """Whatever a mirror key holds (an older release's shape, a corrupt write), the account is
+    read from the database instead, never a 500, and the bad value is replaced."""
+    _, second = replicas
+    account = make.account("survivor")
+    store.set(actor_key(account), value)
+    me = second.test_client().get(ME, headers=account["headers"])
+    assert me.status_code == 200 and me.get_json()["role"] == "survivor"
+    assert store.get(actor_key(account)) != value
+
+
+@pytest.mark.parametrize("writing", [b"junk", b"1.5"])
+def test_a_write_count_that_is_not_an_integer_sends_readers_to_the_database(mirrored, store, writing):
+    store.set(mirror.VALUE_KEY + "sample", b"5")
+    store.set(mirror.WRITING_KEY + "sample", writing)
+    assert mirror.read("sample", lambda: 6, str, int) == 6
+
+
 def test_readers_use_the_database_while_a_write_is_counted_in(mirrored, store):
     store.set(mirror.VALUE_KEY + "sample", b"5")
     store.set(mirror.WRITING_KEY + "sample", b"1")

@@ -12,6 +12,7 @@ MGET as the cached body, and the database is not asked at all.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from collections.abc import Callable, Sequence
@@ -81,8 +82,22 @@ def _version_and_cached(key: str | None) -> tuple[int, Any]:
     backend: Any = cache.cache
     names = mirror.keys(mirror.VERSION + SURVIVORS)
     fetched = client.mget([*names, backend.key_prefix + key] if key is not None else names)
-    cached = None if key is None else backend.serializer.loads(fetched[2])
+    cached = None
+    if key is not None:
+        with contextlib.suppress(ValueError):  # not JSON: no entry (the render overwrites it)
+            cached = backend.serializer.loads(fetched[2])
     return current_version(SURVIVORS, fetched[:2]), cached
+
+
+def _usable(cached: Any, version: int) -> bool:
+    """A cached entry of this version, in the shape versioned() stores; anything else (an older
+    release's shape, a corrupt write) is no entry, and the render overwrites it."""
+    return (
+        isinstance(cached, dict)
+        and cached.get("version") == version
+        and isinstance(cached.get("body"), str)
+        and isinstance(cached.get("link"), str | None)
+    )
 
 
 class _JSONCacheSerializer(JSONSerializer):
@@ -165,12 +180,18 @@ def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
         not_modified = _not_modified(etag)
         if not_modified is not None:
             return not_modified
-        if cached is not None and cached["version"] == version:
+        if _usable(cached, version):
             response = Response(cached["body"], mimetype="application/json")
             if cached["link"]:
                 response.headers["Link"] = cached["link"]
         else:
             response = view(*args, **kwargs)
+            if response.status_code == 200 and current_version() != version:
+                # A write committed while the body was rendered: it may show that write, so the
+                # version read before does not name it (a strong ETag names one body, RFC 9110
+                # §8.8.1). Sent without an ETag and not cached; the next read names its own.
+                response.headers["Cache-Control"] = CACHE_CONTROL
+                return response
             if response.status_code == 200 and cacheable:
                 body = response.get_data(as_text=True)
                 cache.set(key, {"version": version, "body": body, "link": response.headers.get("Link")})

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from flask import g
-from redis import RedisError, WatchError
+from redis import RedisError, ResponseError, WatchError
 
 from api.redis_store import redis_client
 
@@ -125,20 +125,30 @@ def _fill(client: Any, name: str, load: Callable[[], T], encode: Callable[[T], s
     return loaded
 
 
-def count_in(names: Sequence[str]) -> Callable[[], None] | None:
-    """Before COMMIT: delete each value and count the write in, in one MULTI; the count-out to
-    call after COMMIT (or after a rollback), or None without REDIS_URL. Raises RedisError: the
-    caller rolls the write back."""
-    client = redis_client()
-    if client is None:
-        return None
+def _counting(client: Any, names: Sequence[str], step: int) -> Any:
+    """One MULTI that deletes each name's value and moves its write count by `step`."""
     pipeline = client.pipeline(transaction=True)
     for name in names:
         writing_key, value_key = keys(name)
         pipeline.delete(value_key)
-        pipeline.incr(writing_key)
+        pipeline.incrby(writing_key, step)
         pipeline.expire(writing_key, WRITING_SECONDS)
-    pipeline.execute()
+    return pipeline
+
+
+def count_in(names: Sequence[str]) -> Callable[[], None] | None:
+    """Before COMMIT: delete each value and count the write in, in one MULTI; the count-out to
+    call after COMMIT (or after a rollback), or None without REDIS_URL. Raises RedisError: the
+    caller rolls the write back. A count that is not an integer (a corrupt key) is replaced."""
+    client = redis_client()
+    if client is None:
+        return None
+    try:
+        _counting(client, names, 1).execute()
+    except ResponseError:  # INCRBY refused a count that is not an integer: the values are gone
+        log.warning("replaced a write count that was not an integer", extra={"mirror": list(names)})
+        client.delete(*(WRITING_KEY + name for name in names))
+        _counting(client, names, 1).execute()
     return lambda: _count_out(client, names)
 
 
@@ -146,14 +156,8 @@ def _count_out(client: Any, names: Sequence[str]) -> None:
     """Delete each value again and count the write out. A Redis that fails here is logged, not
     raised: the write is done, and its count, left in, keeps readers on the database until it
     expires."""
-    pipeline = client.pipeline(transaction=True)
-    for name in names:
-        writing_key, value_key = keys(name)
-        pipeline.delete(value_key)
-        pipeline.decr(writing_key)
-        pipeline.expire(writing_key, WRITING_SECONDS)
     try:
-        pipeline.execute()
+        _counting(client, names, -1).execute()
     except RedisError as error:
         log.warning(
             "a write could not be counted out of the Redis mirror (%s): readers use the database "

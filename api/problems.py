@@ -176,7 +176,10 @@ def http_problem(error: HTTPException) -> Response:
     if detail == type(error).description:  # Werkzeug's stock sentence: say it our way, if we have one
         detail = STOCK_DETAILS.get(status, detail)
     if isinstance(error, RateLimitExceeded):  # its description is the bare limit: "10 per 1 minute"
-        detail = f"Too many requests: the limit is {error.description}; retry after Retry-After's seconds."
+        detail = (
+            f"Too many requests: the limit is {error.description}; "
+            "retry after the number of seconds in the Retry-After header."
+        )
     if status == 422 and "messages" in data:
         errors = webargs_errors(data["messages"])
         detail = "The request has invalid or unknown fields; see errors."

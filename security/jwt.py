@@ -46,10 +46,14 @@ def bearer_token() -> str | None:
 
 def normalise_authorization() -> None:
     """before_request: rewrite a bearer credential to the `Bearer <token>` form flask-jwt-extended
-    compares exactly, so `bearer` and `BEARER` authenticate as RFC 9110 §11.1 says they must."""
+    compares exactly, so `bearer` and `BEARER` authenticate as RFC 9110 §11.1 says they must. The
+    scheme with no token at all (`Bearer `, a client whose token variable was empty) is no
+    credential: answered like a missing header (RFC 6750 §3.1), not as a malformed token."""
     token = bearer_token()
     if token is not None:
         request.environ["HTTP_AUTHORIZATION"] = f"{HEADER_TYPE} {token}"
+    elif request.headers.get("Authorization", "").strip().lower() == HEADER_TYPE.lower():
+        del request.environ["HTTP_AUTHORIZATION"]
 
 
 def configure(app: Flask) -> None:

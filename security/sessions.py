@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from redis import WatchError
 from sqlalchemy import ForeignKey, Index, String, bindparam, case, delete, literal, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,6 +49,9 @@ USER_AGENT_MAX_LENGTH = 256
 ENDED_KEY = "resistance:session-ended:"
 # Present while Redis holds every ended session; lost with Redis's data, which triggers a refill.
 LOADED_KEY = "resistance:sessions-loaded"
+# Held by the one refill under way (see _refill_redis); expires should that refill die.
+REFILL_KEY = "resistance:sessions-refill"
+REFILL_SECONDS = 30
 
 
 class EndReason:
@@ -300,17 +304,35 @@ def _ended_in_database(session_id: str) -> bool:
 
 
 def _refill_redis(client: Any) -> None:
-    """Copy every ended session whose tokens may still be alive into Redis, then mark it complete."""
-    now = utcnow()
-    rows = db.session.execute(
-        select(AccountSession.id, AccountSession.expires_at).where(
-            AccountSession.ended_at.is_not(None), AccountSession.expires_at > now
-        )
-    ).all()
-    pipeline = client.pipeline(transaction=False)
-    _mark_ended(pipeline, rows, now)
-    pipeline.set(LOADED_KEY, b"1")
-    pipeline.execute()
+    """Copy every ended session whose tokens may still be alive into Redis, then mark it complete.
+
+    The marker is written only if Redis kept its data from before the database read to the
+    write: a refill claims REFILL_KEY (one refill at a time; the others answer from the database)
+    and WATCHes it, and a second loss while it reads (a FLUSHDB, a restart) empties the key, so the
+    EXEC fails and the next check refills again. Otherwise an end committed during the read, whose
+    own key that second loss took, would be missing from a Redis marked complete.
+    """
+    claim = uuid.uuid4().hex
+    if not client.set(REFILL_KEY, claim, nx=True, ex=REFILL_SECONDS):
+        return  # another refill is under way: this check answers from the database
+    with client.pipeline() as pipeline:
+        pipeline.watch(REFILL_KEY)
+        if pipeline.get(REFILL_KEY) != claim.encode():
+            return  # lost before the WATCH took hold
+        now = utcnow()
+        rows = db.session.execute(
+            select(AccountSession.id, AccountSession.expires_at).where(
+                AccountSession.ended_at.is_not(None), AccountSession.expires_at > now
+            )
+        ).all()
+        pipeline.multi()
+        _mark_ended(pipeline, rows, now)
+        pipeline.set(LOADED_KEY, b"1")
+        pipeline.delete(REFILL_KEY)
+        try:
+            pipeline.execute()
+        except WatchError:  # Redis lost its data again meanwhile: no marker, the next check refills
+            pass
 
 
 def session_ended(session_id: str, also: Sequence[str] = ()) -> bool:

@@ -40,7 +40,7 @@ def issue_pair(account_id: Any, grant: Grant) -> dict[str, Any]:
     }
 
 
-def _is_session_id(value: Any) -> bool:
+def _is_canonical_uuid(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
@@ -55,7 +55,8 @@ def well_formed(claims: dict[str, Any]) -> bool:
     The signature already proves the token is ours; this refuses one minted without a jti (it
     a session could not track), without an integer exp (we issue whole seconds; 1e300 would
     never expire), without the canonical id
-    of its session (it could never be ended), without an account (`sub`), or of a type we never
+    of its session (it could never be ended) or of its account (`sub`: every per-account key —
+    the rate limit's, the account's Redis mirror — is written one way), or of a type we never
     issue.
     """
     jti, exp = claims.get("jti"), claims.get("exp")
@@ -65,8 +66,8 @@ def well_formed(claims: dict[str, Any]) -> bool:
         and claims.get("type") in ("access", "refresh")
         and isinstance(exp, int)
         and not isinstance(exp, bool)
-        and _is_session_id(claims.get("sid"))
-        and isinstance(claims.get("sub"), str)
+        and _is_canonical_uuid(claims.get("sid"))
+        and _is_canonical_uuid(claims.get("sub"))
     )
 
 

@@ -115,6 +115,37 @@ def test_second_read_and_304_do_not_recompute_the_report(client, observer, monke
     assert calls == [1]
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def test_a_body_rendered_across_a_write_is_neither_named_nor_cached(
+    request, make_app, observer, monkeypatch, shared
+):
+    """Found from outside: the version is read before the body is rendered; a write committing in
+    between gave one strong ETag two bodies. Such a body is sent without an ETag, and not cached."""
+    replica = make_app(REDIS_URL=request.getfixturevalue("redis_url")) if shared else make_app()
+    client = replica.test_client()
+    make = Factory(replica, client)
+    owner = make.account("survivor")
+    original = report_services.infection_summary
+    writes: list[int] = []
+
+    def rendered_across_a_write() -> dict[str, Any]:
+        if not writes:
+            writes.append(
+                client.post(SURVIVORS, json=make.survivor_body(), headers=owner["headers"]).status_code
+            )
+        return original()
+
+    monkeypatch.setattr(report_services, "infection_summary", rendered_across_a_write)
+    across = client.get(INFECTION, headers=observer["headers"])
+    assert writes == [201]
+    assert across.status_code == 200 and across.get_json()["total"] == 1
+    assert "ETag" not in across.headers and across.headers["Cache-Control"] == caching.CACHE_CONTROL
+    named = client.get(INFECTION, headers=observer["headers"])
+    assert named.get_json()["total"] == 1 and named.headers["ETag"]
+    again = client.get(INFECTION, headers={**observer["headers"], "If-None-Match": named.headers["ETag"]})
+    assert again.status_code == 304
+
+
 def test_cached_list_keeps_its_link_header(client, observer, make: Factory):
     make.survivor()
     make.survivor()

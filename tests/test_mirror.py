@@ -153,6 +153,33 @@ def test_an_account_disabled_behind_the_apis_back_is_refused_and_mirrored_as_suc
     assert store.get(actor_key(account)) == b"null"
 
 
+@pytest.mark.parametrize(
+    "entry", [b"not json", b"[1, 2]", b"7", b'{"body": "[]"}', b'{"version": 1, "body": 5}', b"\xff\xfe"]
+)
+def test_a_cached_body_that_cannot_be_used_is_rendered_again_and_replaced(replicas, observer, store, entry):
+    _, second = replicas
+    client = second.test_client()
+    assert client.get(SURVIVORS, headers=observer["headers"]).status_code == 200
+    [key] = store.keys("resistance:view:*")
+    store.set(key, entry)
+    again = client.get(SURVIVORS, headers=observer["headers"])
+    assert again.status_code == 200 and again.get_json()["total"] == 0
+    assert store.get(key) != entry
+
+
+def test_a_write_count_that_is_not_an_integer_is_replaced_by_the_next_write(
+    replicas, make: Factory, store, caplog
+):
+    first, _ = replicas
+    owner = make.account("survivor")
+    store.set(mirror.WRITING_KEY + mirror.VERSION + "survivors", b"garbage")
+    with caplog.at_level(logging.WARNING, logger="api.mirror"):
+        created = first.test_client().post(SURVIVORS, json=make.survivor_body(), headers=owner["headers"])
+    assert created.status_code == 201
+    assert "not an integer" in caplog.text
+    assert store.get(mirror.WRITING_KEY + mirror.VERSION + "survivors") == b"0"
+
+
 # --- the protocol, one rule at a time ------------------------------------------------------------
 
 

@@ -69,7 +69,8 @@ def test_refused_request_is_429_problem_with_retry_after(tight, make: Factory):
     assert body["type"].endswith("/rate-limited")
     # Which limit, and what to do: not flask-limiter's bare "3 per 1 minute".
     assert (
-        body["detail"] == "Too many requests: the limit is 3 per 1 minute; retry after Retry-After's seconds."
+        body["detail"] == "Too many requests: the limit is 3 per 1 minute; "
+        "retry after the number of seconds in the Retry-After header."
     )
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert response.headers["RateLimit-Remaining"] == "0"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.database import utcnow
 from api.extensions import db
-from security.sessions import ENDED_KEY, LOADED_KEY, AccountSession
+from security.sessions import ENDED_KEY, LOADED_KEY, REFILL_KEY, AccountSession
 from tests.conftest import SECRET, Factory, assert_problem
 
 ME = "/api/v1/auth/me"
@@ -164,6 +164,66 @@ def test_an_end_committed_after_a_refill_that_missed_it_still_reaches_redis(repl
     assert_problem(second.test_client().get(ME, headers=account["headers"]), 401)
     assert_problem(first.test_client().get(ME, headers=account["headers"]), 401)
     assert store.exists(ENDED_KEY + sid_of(account["access_token"])) == 1
+
+
+def test_a_second_loss_of_redis_during_a_refill_leaves_it_unmarked(replicas, make: Factory, store):
+    """Found from outside: Redis loses its data, a refill reads the database, a logout commits
+    and writes its key, and Redis loses its data again before the refill writes: marked complete
+    then, Redis would accept the logged-out token. The refill WATCHes its claim, so the second
+    loss voids it, and the next check refills Redis with the end."""
+    first, second = replicas
+    account = make.account()
+    bystander = make.account()
+    with second.app_context():
+        engine = db.engine
+    store.flushdb()
+    fired = []
+
+    def logout_then_lose_redis(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if fired or "ended_at IS NOT NULL" not in statement:
+            return
+        fired.append(True)
+        assert first.test_client().post(LOGOUT, headers=account["headers"]).status_code == 204
+        store.flushdb()
+
+    event.listen(engine, "after_cursor_execute", logout_then_lose_redis)
+    try:
+        assert second.test_client().get(ME, headers=bystander["headers"]).status_code == 200
+    finally:
+        event.remove(engine, "after_cursor_execute", logout_then_lose_redis)
+    assert fired
+    assert store.get(LOADED_KEY) is None
+    assert_problem(second.test_client().get(ME, headers=account["headers"]), 401)
+    assert store.get(LOADED_KEY) == b"1"
+    assert_problem(first.test_client().get(ME, headers=account["headers"]), 401)
+
+
+def test_a_loss_between_a_refills_claim_and_its_watch_voids_it(replicas, make: Factory, store, monkeypatch):
+    _, second = replicas
+    account = make.account()
+    store.flushdb()
+    watch = redis.client.Pipeline.watch
+
+    def lose_then_watch(self: Any, *names: Any) -> Any:
+        store.flushdb()  # the claim just made is gone before the WATCH holds it
+        return watch(self, *names)
+
+    monkeypatch.setattr(redis.client.Pipeline, "watch", lose_then_watch)
+    assert second.test_client().get(ME, headers=account["headers"]).status_code == 200
+    monkeypatch.undo()
+    assert store.get(LOADED_KEY) is None
+
+
+def test_one_refill_at_a_time_the_others_answer_from_the_database(replicas, make: Factory, store):
+    _, second = replicas
+    account = make.account()
+    store.flushdb()
+    store.set(REFILL_KEY, b"someone-else", ex=30)
+    assert second.test_client().get(ME, headers=account["headers"]).status_code == 200
+    assert store.get(LOADED_KEY) is None
+    store.delete(REFILL_KEY)
+    assert second.test_client().get(ME, headers=account["headers"]).status_code == 200
+    assert store.get(LOADED_KEY) == b"1" and store.get(REFILL_KEY) is None
 
 
 def test_an_end_rolled_back_writes_nothing_after(app, make: Factory, monkeypatch):

@@ -434,6 +434,10 @@ def test_well_formed_accepts_claims_we_issue(changes):
         {"sid": "{" + SID + "}"},
         {"sub": DROP},
         {"sub": 7},
+        {"sub": SID.upper()},
+        {"sub": "{" + SID + "}"},
+        {"sub": "urn:uuid:" + SID},
+        {"sub": SID.replace("-", "")},
     ],
 )
 def test_well_formed_refuses_claims_we_never_issue(changes):
@@ -493,7 +497,7 @@ def test_a_request_verifies_its_token_once(app: Flask, client, make, monkeypatch
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Basic YWRtaW46YWRtaW4=", "Token abc"],
+    [None, "Basic YWRtaW46YWRtaW4=", "Token abc", "Bearer", "Bearer ", "bearer \t "],
 )
 def test_a_request_without_a_bearer_token_gets_a_challenge_naming_no_error(client, authorization):
     """RFC 6750 §3.1: no authentication information (or an unsupported scheme) is answered with

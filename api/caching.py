@@ -186,12 +186,9 @@ def versioned(view: Callable[..., Response]) -> Callable[..., Response]:
                 response.headers["Link"] = cached["link"]
         else:
             response = view(*args, **kwargs)
-            if response.status_code == 200 and current_version() != version:
-                # A write committed while the body was rendered: it may show that write, so the
-                # version read before does not name it (a strong ETag names one body, RFC 9110
-                # §8.8.1). Sent without an ETag and not cached; the next read names its own.
-                response.headers["Cache-Control"] = CACHE_CONTROL
-                return response
+            # The version was read before the body: a write committing in between may show in
+            # the body, named by the older version. That errs one way only: the newer version
+            # answers a revalidation with 200, never a 304 that keeps a stale body.
             if response.status_code == 200 and cacheable:
                 body = response.get_data(as_text=True)
                 cache.set(key, {"version": version, "body": body, "link": response.headers.get("Link")})

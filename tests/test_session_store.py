@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +39,16 @@ def store(redis_url: str):
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@contextlib.contextmanager
+def listening(target: Any, identifier: str, listener: Any) -> Iterator[None]:
+    """SQLAlchemy `listener` on `target` for the block's duration."""
+    event.listen(target, identifier, listener)
+    try:
+        yield
+    finally:
+        event.remove(target, identifier, listener)
 
 
 def sid_of(token: str) -> str:
@@ -155,11 +167,8 @@ def test_an_end_committed_after_a_refill_that_missed_it_still_reaches_redis(repl
         assert second.test_client().get(ME, headers=bystander["headers"]).status_code == 200
         assert store.get(LOADED_KEY) == b"1"
 
-    event.listen(Session, "before_commit", lose_redis_and_refill)
-    try:
+    with listening(Session, "before_commit", lose_redis_and_refill):
         assert first.test_client().post(LOGOUT, headers=account["headers"]).status_code == 204
-    finally:
-        event.remove(Session, "before_commit", lose_redis_and_refill)
     assert fired
     assert_problem(second.test_client().get(ME, headers=account["headers"]), 401)
     assert_problem(first.test_client().get(ME, headers=account["headers"]), 401)
@@ -186,11 +195,8 @@ def test_a_second_loss_of_redis_during_a_refill_leaves_it_unmarked(replicas, mak
         assert first.test_client().post(LOGOUT, headers=account["headers"]).status_code == 204
         store.flushdb()
 
-    event.listen(engine, "after_cursor_execute", logout_then_lose_redis)
-    try:
+    with listening(engine, "after_cursor_execute", logout_then_lose_redis):
         assert second.test_client().get(ME, headers=bystander["headers"]).status_code == 200
-    finally:
-        event.remove(engine, "after_cursor_execute", logout_then_lose_redis)
     assert fired
     assert store.get(LOADED_KEY) is None
     assert_problem(second.test_client().get(ME, headers=account["headers"]), 401)

@@ -122,24 +122,26 @@ def test_a_body_rendered_across_a_write_is_never_kept_by_its_etag(
     """Found from outside: the version is read before the body is rendered, and a write may commit
     in between. The body's ETag (the older version) then never earns a 304 once the write is
     done: the client is sent the current body, never kept on a stale one."""
-    replica = make_app(REDIS_URL=request.getfixturevalue("redis_url")) if shared else make_app()
-    client = replica.test_client()
-    make = Factory(replica, client)
+    environ = {"REDIS_URL": request.getfixturevalue("redis_url")} if shared else {}
+    client = make_app(**environ).test_client()
+    # The write goes through another replica: a request nested in one app's request would share
+    # its app context (and g) with it.
+    writer = make_app(**environ)
+    make = Factory(writer, writer.test_client())
     owner = make.account("survivor")
     original = report_services.infection_summary
     writes: list[int] = []
 
     def rendered_across_a_write() -> dict[str, Any]:
         if not writes:
-            writes.append(
-                client.post(SURVIVORS, json=make.survivor_body(), headers=owner["headers"]).status_code
-            )
+            made = make.client.post(SURVIVORS, json=make.survivor_body(), headers=owner["headers"])
+            writes.append(made.status_code)
         return original()
 
     monkeypatch.setattr(report_services, "infection_summary", rendered_across_a_write)
     across = client.get(INFECTION, headers=observer["headers"])
     assert writes == [201]
-    assert across.status_code == 200 and across.get_json()["total"] == 1
+    assert across.status_code == 200  # the body of either side of the write, by the database
     assert across.headers["ETag"] and across.headers["Cache-Control"] == caching.CACHE_CONTROL
     revalidated = client.get(
         INFECTION, headers={**observer["headers"], "If-None-Match": across.headers["ETag"]}

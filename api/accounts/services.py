@@ -117,11 +117,10 @@ def load_active(account_id: str) -> Actor | None:
     in the session check's MGET, api/mirror.py), else a prepared Core select of four columns, not
     an ORM load; the only look-up of the account's survivor profile a request needs
     (Actor.survivor_id). Every write that changes what it returns declares it (mark_stale).
+    `account_id` is the token's `sub`, a canonical UUID (security.tokens.well_formed refused any
+    other before this runs).
     """
-    try:
-        key = uuid.UUID(account_id)
-    except (TypeError, ValueError):
-        return None
+    key = uuid.UUID(account_id)
 
     def load() -> Actor | None:
         row = db.session.connection().execute(ACTOR_QUERY, {"id": key}).first()

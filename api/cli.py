@@ -1,13 +1,15 @@
 """Shell administration: `flask --app wsgi accounts create … --password-stdin`, `… robots sync`,
-`… sessions purge`."""
+`… sessions purge`, `… backup create PATH`, `… backup restore PATH`."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import AppGroup
 
+from api import backup
 from api.accounts.models import Role
 from api.accounts.services import create_account
 from api.problems import ProblemError
@@ -17,6 +19,7 @@ from security.sessions import purge_expired
 accounts_cli = AppGroup("accounts", help="Manage accounts.")
 robots_cli = AppGroup("robots", help="Manage the stored Robot CPU list.")
 sessions_cli = AppGroup("sessions", help="Maintain the session table.")
+backup_cli = AppGroup("backup", help="Back the database up, and restore a backup.")
 
 
 @accounts_cli.command("create")
@@ -60,3 +63,27 @@ def robots_sync_command() -> None:
 def sessions_purge_command() -> None:
     """Delete every session past its expiry (run it from cron; safe beside running servers)."""
     click.echo(f"purged {purge_expired()} expired sessions")
+
+
+@backup_cli.command("create")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_create_command(path: Path) -> None:
+    """Write a consistent backup of the database to PATH (a new file, mode 0600); safe beside
+    running servers."""
+    try:
+        backup.create(path)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"backed up the database to {path} ({path.stat().st_size} bytes)")
+
+
+@backup_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_restore_command(path: Path) -> None:
+    """Restore the backup at PATH into DATABASE_URL, which must be a new, empty database; stop
+    the servers first. Every session ends: everyone logs in again."""
+    try:
+        backup.restore(path)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"restored {path}; every session has ended, start the servers")

@@ -63,6 +63,7 @@ class EndReason:
     PASSWORD_RESET = "password_reset"
     ACCOUNT_DISABLED = "account_disabled"
     ENDED_BY_HOLDER = "ended_by_holder"
+    RESTORED = "restored"  # the database was restored from a backup (api/backup.py)
 
 
 class AccountSession(UUIDPrimaryKey, db.Model):  # type: ignore[name-defined,misc]

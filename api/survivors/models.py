@@ -49,7 +49,7 @@ class Survivor(UUIDPrimaryKey, Timestamps, db.Model):  # type: ignore[name-defin
     food: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     medication: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     ammunition: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=1, nullable=False)
 
     @property
     def location(self) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """Shell administration: `flask --app wsgi accounts create … --password-stdin`, `… robots sync`,
-`… sessions purge`, `… backup create PATH`, `… backup restore PATH`."""
+`… sessions purge`, `… idempotency-keys purge`, `… backup create PATH`, `… backup restore PATH`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from api import backup
+from api import backup, idempotency
 from api.accounts.models import Role
 from api.accounts.services import create_account
 from api.problems import ProblemError
@@ -20,6 +20,7 @@ accounts_cli = AppGroup("accounts", help="Manage accounts.")
 robots_cli = AppGroup("robots", help="Manage the stored Robot CPU list.")
 sessions_cli = AppGroup("sessions", help="Maintain the session table.")
 backup_cli = AppGroup("backup", help="Back the database up, and restore a backup.")
+idempotency_cli = AppGroup("idempotency-keys", help="Maintain the stored Idempotency-Key answers.")
 
 
 @accounts_cli.command("create")
@@ -87,3 +88,10 @@ def backup_restore_command(path: Path) -> None:
     except backup.BackupError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"restored {path}; every session has ended, start the servers")
+
+
+@idempotency_cli.command("purge")
+def idempotency_purge_command() -> None:
+    """Delete Idempotency-Key answers past their 24 hours (run it daily from cron; safe beside
+    running servers)."""
+    click.echo(f"purged {idempotency.purge_expired()} expired idempotency keys")

@@ -155,6 +155,7 @@ def init_app(app: Flask) -> None:
 AFTER_COMMIT = "resistance.after_commit"
 CHANGES = "resistance.changes"
 STALE = "resistance.stale"
+REQUEST = "resistance.request_transaction"
 
 
 @contextmanager
@@ -171,16 +172,38 @@ def write_transaction(changes: str | None = None) -> Iterator[Session]:
     (and every cached body keyed by it) alone. The versions, and what mark_stale names, are
     mirrored in Redis when it is configured: the mirror is told right before COMMIT and right
     after it (api/mirror.py), and a Redis that cannot be told rolls the write back.
+
+    Inside a request transaction (join_request_transaction: a POST with an Idempotency-Key) the
+    block is a SAVEPOINT of it instead: what it writes and declares commits with the request's
+    stored response, in finish_request_transaction, or not at all.
     """
     session = db.session()
+    joined = session.info.get(REQUEST)
+    if joined is not None:
+        with _savepoint(session, joined, changes):
+            yield session
+        return
+    _begin(session)
+    session.info[CHANGES] = set() if changes is None else {changes}
+    session.info[STALE] = set()
+    try:
+        yield session
+    except BaseException:
+        _rollback(session)
+        raise
+    _commit(session)
+
+
+def _begin(session: Session) -> None:
     if session.in_transaction():
         session.commit()  # end the read snapshot so the write starts on fresh data
     session.connection(execution_options=WRITE_OPTIONS[dialect_name()])
-    session.info[CHANGES] = set() if changes is None else {changes}
-    session.info[STALE] = set()
+
+
+def _commit(session: Session) -> None:
+    """Bump the declared versions, tell the mirror, COMMIT, then run the after-commit callbacks."""
     count_out = None
     try:
-        yield session
         changed = session.info.pop(CHANGES)
         if changed:
             session.flush()  # the block's own rows first, whatever it left pending in the ORM
@@ -191,10 +214,7 @@ def write_transaction(changes: str | None = None) -> Iterator[Session]:
             count_out = mirror.count_in(stale)
         session.commit()
     except BaseException:
-        session.rollback()
-        session.info.pop(AFTER_COMMIT, None)
-        session.info.pop(CHANGES, None)
-        session.info.pop(STALE, None)
+        _rollback(session)
         if count_out is not None:
             count_out()
         raise
@@ -202,6 +222,64 @@ def write_transaction(changes: str | None = None) -> Iterator[Session]:
         count_out()
     for callback in session.info.pop(AFTER_COMMIT, []):
         callback()
+
+
+def _rollback(session: Session) -> None:
+    session.rollback()
+    for key in (AFTER_COMMIT, CHANGES, STALE, REQUEST):
+        session.info.pop(key, None)
+
+
+@contextmanager
+def _savepoint(session: Session, joined: dict[str, bool], changes: str | None) -> Iterator[None]:
+    """One write block of a request transaction: a SAVEPOINT, begun with the transaction itself
+    on the first block. A block that fails takes back what it wrote and what it declared."""
+    if not joined["begun"]:
+        _begin(session)
+        joined["begun"] = True
+    declared = (set(session.info[CHANGES]), set(session.info[STALE]), len(session.info.get(AFTER_COMMIT, [])))
+    if changes is not None:
+        session.info[CHANGES].add(changes)
+    savepoint = session.begin_nested()
+    try:
+        yield
+        session.flush()  # a unique key's conflict is the block's own error, raised inside it
+    except BaseException:
+        savepoint.rollback()
+        session.info[CHANGES], session.info[STALE] = declared[0], declared[1]
+        del session.info.get(AFTER_COMMIT, [])[declared[2] :]
+        raise
+    savepoint.commit()
+
+
+def join_request_transaction() -> None:
+    """From now on, this request's write blocks (write_transaction) are SAVEPOINTs of one
+    transaction, begun with the first of them, that finish_request_transaction commits."""
+    session = db.session()
+    session.info.update({REQUEST: {"begun": False}, CHANGES: set(), STALE: set()})
+
+
+@contextmanager
+def finish_request_transaction() -> Iterator[Session]:
+    """Run the block as the request transaction's last write, then commit it all (as
+    write_transaction would); roll it all back if the block or the commit fails."""
+    session = db.session()
+    joined = session.info.pop(REQUEST)
+    if not joined["begun"]:
+        _begin(session)
+    try:
+        yield session
+    except BaseException:
+        _rollback(session)
+        raise
+    _commit(session)
+
+
+def abandon_request_transaction() -> None:
+    """Roll the request transaction back, if this request has one (its response is a failure)."""
+    session = db.session()
+    if REQUEST in session.info:
+        _rollback(session)
 
 
 def _declared(key: str) -> set[str]:

@@ -15,6 +15,9 @@ from flask_smorest.spec.plugins import FlaskPlugin
 from werkzeug.routing import UUIDConverter
 
 from api.arguments import ArgumentsParser
+from api.idempotency import HEADER as IDEMPOTENCY_KEY
+from api.idempotency import IGNORED_ENDPOINTS as KEYLESS_POSTS
+from api.idempotency import REPLAYED
 from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
@@ -116,6 +119,11 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "description": "Strong entity tag of this representation (for If-None-Match and If-Match).",
         "schema": {"type": "string", "maxLength": 130, "pattern": '^"[A-Za-z0-9._-]{1,128}"$'},
     },
+    REPLAYED: {
+        "description": "On the answer to a retry with the Idempotency-Key of an earlier request: this "
+        "is that request's stored answer, and nothing was done again.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
     "Cache-Control": {
         "description": "Clients may store the response but must revalidate it (If-None-Match).",
         "schema": {"type": "string", "enum": ["private, no-cache"]},
@@ -138,6 +146,15 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
         "name": "If-None-Match",
         "description": "ETags the client holds: a current one is answered 304 with no body.",
         "schema": _ETAG_LIST,
+    },
+    "IdempotencyKey": {
+        "name": IDEMPOTENCY_KEY,
+        "description": "A key of the client's choosing (draft-ietf-httpapi-idempotency-key-header), "
+        "unique per request it means: a retry with the same key and body within 24 hours gets the "
+        "first answer again (status, body, Location) and nothing is done twice; the same key with "
+        "another body is 422, and while the first request is still being processed, 409. Keys are "
+        "per account (per client IP when anonymous).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     },
     "IfMatch": {
         "name": "If-Match",
@@ -255,6 +272,13 @@ class ProblemResponsesPlugin(BasePlugin):
                 wanted += ["403"]
             if method in {"post", "put", "patch"}:
                 wanted += ["413", "415"]
+            keyed = method == "post" and limited and endpoint not in KEYLESS_POSTS
+            if keyed:
+                operation.setdefault("parameters", []).append("IdempotencyKey")
+                wanted += ["409", "422"]
+                for status, doc in responses.items():
+                    if status.startswith("2") and isinstance(doc, dict):
+                        doc.setdefault("headers", {})[REPLAYED] = REPLAYED
             for status in sorted(wanted):
                 responses.setdefault(status, _RESPONSES[status][0])
             self._caching(operation, responses)

@@ -12,9 +12,12 @@ before_request, in order (any may answer on its own, and then the rest do not ru
  8. permissions.require_authentication: the 401 of step 6, after the limit, before any body;
  9. headers.check_conditional_headers: If-Match / If-None-Match over 1 KiB or not printable
     ASCII, 400;
-10. bodies.read_json_body: the body read once and held to I-JSON (415, 413, 400).
+10. bodies.read_json_body: the body read once and held to I-JSON (415, 413, 400);
+11. idempotency.begin: a POST's Idempotency-Key claimed, or its stored answer replayed (409,
+    422); the request's writes then commit together with its answer.
 
 after_request, in order (every response, errors included):
+ 0. idempotency.finish: the answer stored with the request's writes, committed together;
  1. metrics.remember_status;
  2. limiter.response_headers: RateLimit-* and a 429's Retry-After;
  3. CORS headers, for CORS_ORIGINS only (flask-cors);
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import logs, metrics
+from api import idempotency, logs, metrics
 from security import bodies, cors, headers, jwt, limiter, permissions
 
 
@@ -48,16 +51,18 @@ def init_app(app: Flask) -> None:
     ):
         app.before_request(hook)
     rate_limits = limiter.init_app(app)  # before 7, after 2 and teardown (flask-limiter's own)
-    for hook in (
+    for check in (
         permissions.require_authentication,
         headers.check_conditional_headers,
         bodies.read_json_body,
+        idempotency.begin,
     ):
-        app.before_request(hook)
+        app.before_request(check)
     # after_request hooks, registered last to first.
     app.after_request(logs.log_request)
     app.after_request(headers.apply)
     cors.init_app(app)
     app.after_request(limiter.response_headers(rate_limits))
     app.after_request(metrics.remember_status)
+    app.after_request(idempotency.finish)
     app.teardown_request(metrics.finish_request)

@@ -122,6 +122,7 @@ def app(db_url: str) -> Iterator[Flask]:
 
 
 TABLES = [
+    "idempotency_keys",
     "trade_events",
     "trades",
     "infection_reports",

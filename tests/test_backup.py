@@ -20,7 +20,6 @@ from api import mirror
 from tests.conftest import PASSWORD, Factory, assert_problem, build_app, dispose
 
 PG_SERVER = "postgresql+psycopg://127.0.0.1:5432/test"
-SOURCE, TARGET = "test_backup_source", "test_backup_target"
 READS = [
     "/api/v1/survivors?page_size=100",
     "/api/v1/trades?page_size=100",
@@ -30,12 +29,13 @@ READS = [
 ]
 
 
-def _recreate(server: str, *names: str) -> None:
+def _recreate(server: str, *names: str, create: bool = True) -> None:
     engine = create_engine(server, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         for name in names:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            if create:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
 
 
@@ -46,16 +46,19 @@ def databases(request, tmp_path: Path) -> Iterator[tuple[str, str]]:
         yield f"sqlite:///{tmp_path / 'source.db'}", f"sqlite:///{tmp_path / 'target.db'}"
         return
     server = os.environ.get("TEST_DATABASE_URL") or PG_SERVER
+    # Named after the suite's database, so two runs on one server (each with its own test
+    # database) never share them.
+    base = make_url(server)
+    source, target = f"{base.database}_backup_source", f"{base.database}_backup_target"
     try:
-        _recreate(server, SOURCE, TARGET)
+        _recreate(server, source, target)
     except Exception as error:  # noqa: BLE001 - reported as a skip or a failure below
         message = f"PostgreSQL at {server} is not reachable ({type(error).__name__})"
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(message + " and REQUIRE_SERVICES=1")
         pytest.skip(message)
-    base = make_url(server)
-    yield base.set(database=SOURCE).render_as_string(False), base.set(database=TARGET).render_as_string(False)
-    _recreate(server, SOURCE, TARGET)  # emptied again: nothing of the test is left behind
+    yield base.set(database=source).render_as_string(False), base.set(database=target).render_as_string(False)
+    _recreate(server, source, target, create=False)  # nothing of the test is left behind
 
 
 @pytest.fixture

@@ -308,3 +308,24 @@ def test_register_concurrently_one_name_in_any_case_creates_one(live: GunicornSe
     with live.client() as client:
         login = client.post("/api/v1/auth/login", json={"username": base.upper(), "password": PASSWORD})
     assert login.status_code == 200
+
+
+def test_one_idempotency_key_sent_at_once_does_the_work_once(live: GunicornServer, app: Flask):
+    """Six copies of one proposal with one Idempotency-Key at the same instant: one trade; the
+    others are 409 (still being processed) or the first answer replayed."""
+    proposer, partner = accounts_logged_in(live, app, 2)
+    _, partner_id = create_survivors(live, [proposer, partner])
+    body = {"partner_id": partner_id, "offer": {"water": 1}, "request": {"ammunition": 4}}
+    headers = {**bearer(proposer), "Idempotency-Key": "propose-" + uuid.uuid4().hex}
+
+    responses = at_once(live, [lambda c: c.post("/api/v1/trades", json=body, headers=headers)] * 6)
+
+    assert_no_server_errors(responses)
+    assert set(statuses(responses)) <= {201, 409} and statuses(responses).get(201, 0) >= 1
+    assert len({r.text for r in responses if r.status_code == 201}) == 1
+    with live.client() as client:
+        listed = client.get("/api/v1/trades", headers=bearer(proposer)).json()
+        retried = client.post("/api/v1/trades", json=body, headers=headers)
+    assert listed["total"] == 1
+    assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.json()["id"] == listed["items"][0]["id"]

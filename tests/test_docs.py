@@ -204,7 +204,11 @@ def test_plugin_adds_problem_responses_by_method_and_security():
         set(operations["get"]["responses"]) == {"200", "400", "401", "403", "404", "422", "429"} | everywhere
     )
     assert operations["get"]["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
-    assert set(operations["post"]["responses"]) == {"400", "404", "413", "415", "422", "429"} | everywhere
+    # A POST takes an Idempotency-Key: 409 while a request with it is still being processed.
+    assert (
+        set(operations["post"]["responses"]) == {"400", "404", "409", "413", "415", "422", "429"} | everywhere
+    )
+    assert {"$ref": "#/components/parameters/IdempotencyKey"} in operations["post"]["parameters"]
     assert "operationId" not in operations["get"]  # no Flask rule to name it from
     assert operations["post"]["responses"]["400"]["description"] == "ours"  # kept, headers added
     assert "RateLimit-Reset" in operations["post"]["responses"]["400"]["headers"]

@@ -48,6 +48,7 @@ def test_readme_walk_through_trades_and_reports(app, db_url: str, tmp_path: Path
     assert sorted((s["current"], s["user_agent"]) for s in sessions["items"])[0] == (False, "ada-phone/1.0")
     outcomes = [line for line in result.stdout.splitlines() if ": " in line and not line.startswith("{")]
     assert outcomes == [
+        "retry: 201, replayed true",  # step 2's retry with the same Idempotency-Key
         "end other sessions: 204",
         "the phone afterwards: 401",
         "password change: 204",

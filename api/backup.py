@@ -40,7 +40,7 @@ from api.database import create_private_sqlite_file, utcnow, write_transaction
 from api.extensions import db
 from api.redis_store import redis_client
 from api.survivors.models import Survivor
-from security.sessions import LOADED_KEY, AccountSession, EndReason, live_conditions
+from security.sessions import LOADED_KEY, RESTORED, AccountSession, EndReason, live_conditions
 
 # Keys of what Redis holds copied from the database (not the limits, not the ended sessions).
 COPIED_FROM_THE_DATABASE = (mirror.VALUE_KEY + "*", mirror.WRITING_KEY + "*", "resistance:view:*")
@@ -170,6 +170,9 @@ def _make_safe_to_serve() -> None:
             update(Survivor).values(version=Survivor.version + jump, updated_at=Survivor.updated_at)
         )
         session.execute(update(DataVersion).values(version=DataVersion.version + jump))
+        # Tokens issued before now are refused even where Redis answers the session check: a
+        # session started after the backup was taken is unknown here, and has no ended key there.
+        session.merge(DataVersion(name=RESTORED, version=jump))
     client = redis_client()
     if client is not None:
         for pattern in COPIED_FROM_THE_DATABASE:

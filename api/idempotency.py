@@ -178,6 +178,7 @@ def finish(response: Response) -> Response:
                     "A retry with this Idempotency-Key took over from this request; its answer stands.",
                 )
     except Exception as error:  # a refused or failed commit: answered as the app answers it
+        _release(owner, key, token)  # nothing was done: a retry does the work (not a false 409)
         return current_app.make_response(current_app.handle_user_exception(error))
     return response
 

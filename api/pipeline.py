@@ -17,12 +17,12 @@ before_request, in order (any may answer on its own, and then the rest do not ru
     422); the request's writes then commit together with its answer.
 
 after_request, in order (every response, errors included):
- 0. idempotency.finish: the answer stored with the request's writes, committed together;
- 1. metrics.remember_status;
- 2. limiter.response_headers: RateLimit-* and a 429's Retry-After;
- 3. CORS headers, for CORS_ORIGINS only (flask-cors);
- 4. headers.apply: the security headers and Cache-Control defaults;
- 5. logs.log_request: one access line, with the final status.
+ 1. idempotency.finish: the answer stored with the request's writes, committed together;
+ 2. metrics.remember_status;
+ 3. limiter.response_headers: RateLimit-* and a 429's Retry-After;
+ 4. CORS headers, for CORS_ORIGINS only (flask-cors);
+ 5. headers.apply: the security headers and Cache-Control defaults;
+ 6. logs.log_request: one access line, with the final status.
 
 teardown_request: flask-limiter forgets the request's limits; metrics.finish_request counts it.
 """

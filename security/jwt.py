@@ -91,7 +91,9 @@ def init_app(app: Flask, load_account: AccountLoader) -> None:
         # flask-jwt-extended asks this before the claims check below: a token without a session
         # id is left for that check to refuse.
         # The account's state is fetched in the same Redis round trip, for _lookup next.
-        return well_formed(claims) and session_ended(claims["sid"], also=[actor_name(claims["sub"])])
+        return well_formed(claims) and session_ended(
+            claims["sid"], claims["iat"], also=[actor_name(claims["sub"])]
+        )
 
     @jwt.token_verification_loader
     def _claims_ok(_header: dict[str, Any], claims: dict[str, Any]) -> bool:

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api import mirror
 from api.accounts.models import Account
+from api.caching import current_version
 from api.database import UTCDateTime, UUIDPrimaryKey, after_commit, utcnow, write_transaction
 from api.extensions import db
 from api.redis_store import redis_client
@@ -49,6 +50,8 @@ USER_AGENT_MAX_LENGTH = 256
 ENDED_KEY = "resistance:session-ended:"
 # Present while Redis holds every ended session; lost with Redis's data, which triggers a refill.
 LOADED_KEY = "resistance:sessions-loaded"
+# The data_versions row holding the time of the last restore from a backup, in µs (api/backup.py).
+RESTORED = "restored"
 # Held by the one refill under way (see _refill_redis); expires should that refill die.
 REFILL_KEY = "resistance:sessions-refill"
 REFILL_SECONDS = 30
@@ -336,24 +339,27 @@ def _refill_redis(client: Any) -> None:
             pass
 
 
-def session_ended(session_id: str, also: Sequence[str] = ()) -> bool:
+def session_ended(session_id: str, issued_at: int, also: Sequence[str] = ()) -> bool:
     """True when the session a token names has ended (the per-request check, one key).
 
-    `session_id` is the token's `sid`, in canonical form (security.tokens.well_formed checked it
-    first). Redis when configured (one MGET, with the marker, and the keys of the mirrored names
-    `also`, which the request reads next: api/mirror.py), else the database. A session the
-    database does not know (deleted after expiry) counts as ended. Raises RedisError when Redis
-    is down: the request is a 503, never an unchecked token.
+    `session_id` is the token's `sid`, in canonical form, and `issued_at` its `iat` (seconds;
+    security.tokens.well_formed checked both first). Redis when configured (one MGET, with the
+    marker, the time of the last restore from a backup, and the keys of the mirrored names `also`,
+    which the request reads next: api/mirror.py), else the database. A session the database does
+    not know (deleted after expiry, or started after the backup a restore brought back) counts as
+    ended: the database says so by the missing row, Redis by a token issued before the restore.
+    Raises RedisError when Redis is down: the request is a 503, never an unchecked token.
     """
     client = redis_client()
     if client is None:
         return _ended_in_database(session_id)
-    ended, loaded, *mirrored = client.mget([ENDED_KEY + session_id, LOADED_KEY, *mirror.keys(*also)])
-    mirror.remember(also, mirrored)
+    names = [*also, mirror.VERSION + RESTORED]
+    ended, loaded, *mirrored = client.mget([ENDED_KEY + session_id, LOADED_KEY, *mirror.keys(*names)])
+    mirror.remember(names, mirrored)
     if loaded is None:  # Redis lost its data (or is new): refill it from the durable record
         _refill_redis(client)
         return _ended_in_database(session_id)
-    return ended is not None
+    return ended is not None or issued_at * 1_000_000 <= current_version(RESTORED)
 
 
 def purge_expired(batch: int = 1000) -> int:

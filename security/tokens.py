@@ -59,13 +59,15 @@ def well_formed(claims: dict[str, Any]) -> bool:
     the rate limit's, the account's Redis mirror — is written one way), or of a type we never
     issue.
     """
-    jti, exp = claims.get("jti"), claims.get("exp")
+    jti, exp, iat = claims.get("jti"), claims.get("exp"), claims.get("iat")
     return (
         isinstance(jti, str)
         and 0 < len(jti) <= JTI_MAX_LENGTH
         and claims.get("type") in ("access", "refresh")
         and isinstance(exp, int)
         and not isinstance(exp, bool)
+        and isinstance(iat, int)
+        and not isinstance(iat, bool)
         and _is_canonical_uuid(claims.get("sid"))
         and _is_canonical_uuid(claims.get("sub"))
     )

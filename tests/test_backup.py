@@ -147,6 +147,11 @@ def test_a_backup_never_overwrites_and_a_restore_goes_into_an_empty_database_onl
 def test_a_restore_clears_what_redis_copied_from_the_database_before(databases, source, tmp_path, redis_url):
     make = Factory(source, source.test_client())
     observer = make.account("observer")
+    path = tmp_path / "resistance.backup"
+    assert source.test_cli_runner().invoke(args=["backup", "create", str(path)]).exit_code == 0
+    # The same account logs in again: a session the backup does not hold, of an account it does.
+    tokens = make.login(observer["username"])
+    after_the_backup = {"headers": {"Authorization": f"Bearer {tokens['access_token']}"}}
     replica = build_app(databases[0], REDIS_URL=redis_url)
     try:
         assert replica.test_client().get(READS[0], headers=observer["headers"]).status_code == 200
@@ -155,15 +160,23 @@ def test_a_restore_clears_what_redis_copied_from_the_database_before(databases, 
     store = redis.Redis.from_url(redis_url)
     try:
         assert store.keys(mirror.VALUE_KEY + "*") and store.keys("resistance:view:*")
-        path = tmp_path / "resistance.backup"
-        assert source.test_cli_runner().invoke(args=["backup", "create", str(path)]).exit_code == 0
         restored = build_app(databases[1], REDIS_URL=redis_url)
         try:
             assert restored.test_cli_runner().invoke(args=["backup", "restore", str(path)]).exit_code == 0
+            assert store.keys(mirror.VALUE_KEY + "*") == [] and store.keys("resistance:view:*") == []
+            assert store.get("resistance:sessions-loaded") is None
+            # Found from outside: Redis answers the session check by ended keys, and a session
+            # started after the backup has none; every token issued before the restore is refused.
+            client = restored.test_client()
+            for account in (
+                observer,
+                after_the_backup,
+                observer,
+                after_the_backup,
+            ):  # refilled, then mirrored
+                assert_problem(client.get("/api/v1/auth/me", headers=account["headers"]), 401)
         finally:
             dispose(restored)
-        assert store.keys(mirror.VALUE_KEY + "*") == [] and store.keys("resistance:view:*") == []
-        assert store.get("resistance:sessions-loaded") is None
     finally:
         store.close()
 

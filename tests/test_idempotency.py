@@ -180,6 +180,49 @@ def test_a_server_error_is_not_stored_and_a_retry_does_the_work(client, make: Fa
     assert total(client, observer) == 1
 
 
+def test_a_commit_that_fails_releases_the_key_and_a_retry_does_the_work(
+    make_app, redis_url, make: Factory, observer, monkeypatch
+):
+    """Found from outside: Redis refused the mirror's count-in at the request's COMMIT (503); the
+    claim stayed, and every retry was a false 409 until its lease ran out."""
+    from redis import Redis
+
+    replica = make_app(REDIS_URL=redis_url)
+    client = replica.test_client()
+    owner = make.account("survivor")
+    original = idempotency.finish_request_transaction
+    failures: list[int] = []
+
+    def redis_refuses_once() -> Any:
+        if not failures:
+            failures.append(1)
+            monkeypatch.setattr(Redis, "pipeline", _refusing_pipeline(Redis.pipeline))
+        return original()
+
+    monkeypatch.setattr(idempotency, "finish_request_transaction", redis_refuses_once)
+    assert_problem(client.post(SURVIVORS, json=make.survivor_body(), headers=keyed(owner)), 503)
+    monkeypatch.undo()
+    retried = client.post(SURVIVORS, json=make.survivor_body(), headers=keyed(owner))
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    assert total(client, observer) == 1
+
+
+def _refusing_pipeline(pipeline: Any) -> Any:
+    from redis import ConnectionError as RedisConnectionError
+
+    def refusing(self: Any, transaction: bool = True, **kwargs: Any) -> Any:
+        made = pipeline(self, transaction=transaction, **kwargs)
+        if transaction:  # the mirror's count-in is a MULTI
+
+            def refuse(*_args: Any, **_kwargs: Any) -> None:
+                raise RedisConnectionError("refused")
+
+            made.execute = refuse
+        return made
+
+    return refusing
+
+
 def test_login_ignores_the_key_its_tokens_are_never_stored(client, make: Factory):
     account = make.account("survivor")
     credentials = {"username": account["username"], "password": account["password"]}

@@ -39,6 +39,7 @@ def test_before_request_hooks_run_in_the_documented_order(app: Flask):
         "require_authentication",
         "check_conditional_headers",
         "read_json_body",
+        "begin",
     ]
     documented = _documented("before_request, in order")
     assert [name for name in documented if not name.startswith("the rate limits")] == [
@@ -51,6 +52,7 @@ def test_before_request_hooks_run_in_the_documented_order(app: Flask):
         "permissions.require_authentication",
         "headers.check_conditional_headers",
         "bodies.read_json_body",
+        "idempotency.begin",
     ]
 
 
@@ -59,6 +61,7 @@ def test_after_request_hooks_run_in_the_documented_order(app: Flask):
         _name(hook) for hook in reversed(app.after_request_funcs[None])
     ]  # Flask runs them last-registered first
     assert running == [
+        "finish",
         "remember_status",
         "response_headers",
         "apply",

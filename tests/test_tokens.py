@@ -398,7 +398,14 @@ SID = "0b0e8c8e-51a4-4b3e-9c8f-1f2d3c4b5a69"
 
 
 def _claims(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"jti": "abc", "type": "access", "exp": 2_000_000_000, "sid": SID, "sub": SID}
+    base: dict[str, Any] = {
+        "jti": "abc",
+        "type": "access",
+        "exp": 2_000_000_000,
+        "iat": 1_900_000_000,
+        "sid": SID,
+        "sub": SID,
+    }
     base.update(changes)
     return {key: value for key, value in base.items() if value is not DROP}
 
@@ -434,6 +441,9 @@ def test_well_formed_accepts_claims_we_issue(changes):
         {"sid": "{" + SID + "}"},
         {"sub": DROP},
         {"sub": 7},
+        {"iat": DROP},
+        {"iat": 1.5},
+        {"iat": True},
         {"sub": SID.upper()},
         {"sub": "{" + SID + "}"},
         {"sub": "urn:uuid:" + SID},

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -71,10 +72,7 @@ def sessions_purge_command() -> None:
 def backup_create_command(path: Path) -> None:
     """Write a consistent backup of the database to PATH (a new file, mode 0600); safe beside
     running servers."""
-    try:
-        backup.create(path)
-    except backup.BackupError as error:
-        raise click.ClickException(str(error)) from None
+    _backing_up(backup.create, path)
     click.echo(f"backed up the database to {path} ({path.stat().st_size} bytes)")
 
 
@@ -83,11 +81,15 @@ def backup_create_command(path: Path) -> None:
 def backup_restore_command(path: Path) -> None:
     """Restore the backup at PATH into DATABASE_URL, which must be a new, empty database; stop
     the servers first. Every session ends: everyone logs in again."""
+    _backing_up(backup.restore, path)
+    click.echo(f"restored {path}; every session has ended, start the servers")
+
+
+def _backing_up(action: Callable[[Path], None], path: Path) -> None:
     try:
-        backup.restore(path)
+        action(path)
     except backup.BackupError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"restored {path}; every session has ended, start the servers")
 
 
 @idempotency_cli.command("purge")

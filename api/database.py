@@ -186,18 +186,25 @@ def write_transaction(changes: str | None = None) -> Iterator[Session]:
     _begin(session)
     session.info[CHANGES] = set() if changes is None else {changes}
     session.info[STALE] = set()
-    try:
+    with _committed(session):
         yield session
-    except BaseException:
-        _rollback(session)
-        raise
-    _commit(session)
 
 
 def _begin(session: Session) -> None:
     if session.in_transaction():
         session.commit()  # end the read snapshot so the write starts on fresh data
     session.connection(execution_options=WRITE_OPTIONS[dialect_name()])
+
+
+@contextmanager
+def _committed(session: Session) -> Iterator[None]:
+    """Run the block in the open write transaction, then commit it; roll back if the block fails."""
+    try:
+        yield
+    except BaseException:
+        _rollback(session)
+        raise
+    _commit(session)
 
 
 def _commit(session: Session) -> None:
@@ -267,12 +274,8 @@ def finish_request_transaction() -> Iterator[Session]:
     joined = session.info.pop(REQUEST)
     if not joined["begun"]:
         _begin(session)
-    try:
+    with _committed(session):
         yield session
-    except BaseException:
-        _rollback(session)
-        raise
-    _commit(session)
 
 
 def abandon_request_transaction() -> None:

@@ -279,10 +279,8 @@ def finish_request_transaction() -> Iterator[Session]:
 
 
 def abandon_request_transaction() -> None:
-    """Roll the request transaction back, if this request has one (its response is a failure)."""
-    session = db.session()
-    if REQUEST in session.info:
-        _rollback(session)
+    """Roll the request transaction back (its response is a failure)."""
+    _rollback(db.session())
 
 
 def _declared(key: str) -> set[str]:

@@ -254,3 +254,58 @@ def test_a_keyed_write_reaches_every_replica_at_once(make_app, redis_url, make: 
     assert second.test_client().get(SURVIVORS, headers=reader["headers"]).get_json()["total"] == 1
     me = second.test_client().get("/api/v1/auth/me", headers=owner["headers"]).get_json()
     assert me["survivor_id"] == created.get_json()["id"]
+
+
+# --- the request transaction, rule by rule ------------------------------------------------------
+
+
+def test_a_request_transaction_commits_its_blocks_together_and_a_failed_block_alone_is_undone(app, make):
+    from api.accounts.models import Account, Role
+    from api.caching import SURVIVORS
+    from api.database import (
+        after_commit,
+        finish_request_transaction,
+        join_request_transaction,
+        mark_changed,
+    )
+    from api.extensions import db
+
+    ran: list[str] = []
+    with app.test_request_context():
+        join_request_transaction()
+        with write_transaction() as session:
+            session.add(
+                Account(username="kept1", username_key="kept1", password_hash="x", role=Role.OBSERVER)
+            )
+            after_commit(lambda: ran.append("first"))
+        with pytest.raises(RuntimeError), write_transaction() as session:
+            session.add(
+                Account(username="undone", username_key="undone", password_hash="x", role=Role.OBSERVER)
+            )
+            mark_changed(SURVIVORS)
+            after_commit(lambda: ran.append("undone"))
+            raise RuntimeError("this block fails")
+        with write_transaction() as session:  # the transaction is begun: a SAVEPOINT of it
+            session.add(
+                Account(username="kept2", username_key="kept2", password_hash="x", role=Role.OBSERVER)
+            )
+        assert ran == []  # nothing runs before the request transaction commits
+        with finish_request_transaction():
+            pass
+        assert ran == ["first"]
+        names = set(db.session.scalars(db.select(Account.username_key)))
+    assert {"kept1", "kept2"} <= names and "undone" not in names
+
+
+def test_a_key_that_cannot_be_released_is_logged_and_left_to_its_lease(app, caplog, monkeypatch):
+    from contextlib import contextmanager
+
+    @contextmanager
+    def database_down() -> Any:
+        raise RuntimeError("the database is down")
+        yield  # never reached: the failure comes first
+
+    monkeypatch.setattr(idempotency, "write_transaction", database_down)
+    with app.app_context(), caplog.at_level("WARNING", logger="resistance"):
+        idempotency._release("account:x", "k", "token")  # noqa: SLF001 - the failure path itself
+    assert "idempotency key not released" in caplog.text

@@ -115,10 +115,21 @@ def engine_options(url: str) -> dict[str, Any]:
     return {"isolation_level": "AUTOCOMMIT"} if url.startswith("postgresql") else {}
 
 
+def _demoted_primary(context: Any) -> None:
+    """A statement refused because this node is read-only (SQLSTATE 25006: a failover demoted it)
+    is handled as a lost connection: SQLAlchemy drops it and every pooled connection made before
+    it, so the next checkouts connect again — to the new primary, when DATABASE_URL names every
+    node with target_session_attrs=read-write (README, "Operate it"). The request is a 503."""
+    if getattr(context.original_exception, "sqlstate", None) == "25006":
+        context.is_disconnect = True
+
+
 def configure_engine(engine: Engine) -> None:
-    """Ping idle connections on checkout; SQLite's pragmas and begin modes."""
+    """Ping idle connections on checkout; drop connections to a demoted primary; SQLite's pragmas
+    and begin modes."""
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "handle_error", _demoted_primary)
     if engine.dialect.name == "sqlite":
         # Before sqlite3 opens (and would create) the file: a start that fails earlier makes none.
         event.listen(engine, "do_connect", lambda *_args: create_private_sqlite_file(str(engine.url)))

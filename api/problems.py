@@ -5,7 +5,8 @@
 - ProblemError: the status, detail and headers a service or a request hook chose;
 - HTTPException: routing (404, 405), webargs' validation (422), flask-limiter's 429, abort();
 - RedisError: 503, never a silently switched-off limit or session check;
-- OperationalError: 503 when the database is down (`database_outage`), else a bug: 500;
+- DBAPIError: 503 when the database is down, or the node is no longer the primary
+  (`database_outage`), else a bug: 500;
 - anything else: 500, logged, nothing internal disclosed.
 
 A refused token is the one exception the app does not catch itself: flask-jwt-extended maps its
@@ -24,7 +25,7 @@ from typing import Any
 from flask import Flask, Response, g, has_request_context, json, request
 from flask_limiter import RateLimitExceeded
 from redis.exceptions import RedisError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIME = "application/problem+json"
@@ -156,7 +157,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ProblemError, _expected)
     app.register_error_handler(HTTPException, http_problem)
     app.register_error_handler(RedisError, _redis_down)
-    app.register_error_handler(OperationalError, _database_error)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -203,8 +204,9 @@ def _redis_down(error: RedisError) -> Response:
     )
 
 
-def database_outage(error: OperationalError) -> bool:
-    """True when the database is down or unreachable, False for an error in the query itself."""
+def database_outage(error: DBAPIError) -> bool:
+    """True when the database is down or unreachable, or the connection was dropped (a node a
+    failover demoted: api/database.py); False for an error in the query itself."""
     sqlstate = getattr(error.orig, "sqlstate", None) or ""
     message = str(error.orig).lower()
     return (
@@ -214,7 +216,7 @@ def database_outage(error: OperationalError) -> bool:
     )
 
 
-def _database_error(error: OperationalError) -> Response:
+def _database_error(error: DBAPIError) -> Response:
     if not database_outage(error):  # SQLite reports bad SQL as "operational" too: a bug, 500
         return _unexpected(error)
     # Unreachable, restarting, refusing connections or busy: a transient outage the client

@@ -189,9 +189,8 @@ def write_transaction(changes: str | None = None) -> Iterator[Session]:
     stored response, in finish_request_transaction, or not at all.
     """
     session = db.session()
-    joined = session.info.get(REQUEST)
-    if joined is not None:
-        with _savepoint(session, joined, changes):
+    if REQUEST in session.info:
+        with _savepoint(session, changes):
             yield session
         return
     _begin(session)
@@ -248,13 +247,18 @@ def _rollback(session: Session) -> None:
         session.info.pop(key, None)
 
 
+def _begin_request_transaction(session: Session) -> None:
+    """Begin the request transaction with its first write (session.info[REQUEST]: begun yet)."""
+    if not session.info[REQUEST]:
+        _begin(session)
+        session.info[REQUEST] = True
+
+
 @contextmanager
-def _savepoint(session: Session, joined: dict[str, bool], changes: str | None) -> Iterator[None]:
+def _savepoint(session: Session, changes: str | None) -> Iterator[None]:
     """One write block of a request transaction: a SAVEPOINT, begun with the transaction itself
     on the first block. A block that fails takes back what it wrote and what it declared."""
-    if not joined["begun"]:
-        _begin(session)
-        joined["begun"] = True
+    _begin_request_transaction(session)
     declared = (set(session.info[CHANGES]), set(session.info[STALE]), len(session.info.get(AFTER_COMMIT, [])))
     if changes is not None:
         session.info[CHANGES].add(changes)
@@ -274,7 +278,7 @@ def join_request_transaction() -> None:
     """From now on, this request's write blocks (write_transaction) are SAVEPOINTs of one
     transaction, begun with the first of them, that finish_request_transaction commits."""
     session = db.session()
-    session.info.update({REQUEST: {"begun": False}, CHANGES: set(), STALE: set()})
+    session.info.update({REQUEST: False, CHANGES: set(), STALE: set()})
 
 
 @contextmanager
@@ -282,9 +286,8 @@ def finish_request_transaction() -> Iterator[Session]:
     """Run the block as the request transaction's last write, then commit it all (as
     write_transaction would); roll it all back if the block or the commit fails."""
     session = db.session()
-    joined = session.info.pop(REQUEST)
-    if not joined["begun"]:
-        _begin(session)
+    _begin_request_transaction(session)
+    del session.info[REQUEST]
     with _committed(session):
         yield session
 

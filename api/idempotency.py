@@ -77,15 +77,20 @@ class IdempotencyKey(db.Model):  # type: ignore[name-defined,misc]
 
 
 def takes_key() -> bool:
-    """This request is a POST that takes an Idempotency-Key and sent one."""
+    """This request is a POST to an endpoint that takes an Idempotency-Key, and sent one (a path
+    or method that matched nothing takes none: its 404 or 405 follows)."""
+    endpoint = request.endpoint
     return (
-        request.method == "POST" and HEADER in request.headers and request.endpoint not in IGNORED_ENDPOINTS
+        request.method == "POST"
+        and HEADER in request.headers
+        and endpoint is not None
+        and endpoint not in IGNORED_ENDPOINTS
     )
 
 
 def begin() -> Response | None:
     """before_request (last, after the body is read): claim the key, or answer from it."""
-    if not takes_key() or request.endpoint is None:
+    if not takes_key():
         return None
     key = request.headers[HEADER]
     if not KEY_PATTERN.fullmatch(key):

@@ -40,6 +40,10 @@ def issue_pair(account_id: Any, grant: Grant) -> dict[str, Any]:
     }
 
 
+def _is_whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_canonical_uuid(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -52,22 +56,20 @@ def _is_canonical_uuid(value: Any) -> bool:
 def well_formed(claims: dict[str, Any]) -> bool:
     """True when a verified token carries the claims every token issue_pair makes.
 
-    The signature already proves the token is ours; this refuses one minted without a jti (it
-    a session could not track), without an integer exp (we issue whole seconds; 1e300 would
-    never expire), without the canonical id
-    of its session (it could never be ended) or of its account (`sub`: every per-account key —
-    the rate limit's, the account's Redis mirror — is written one way), or of a type we never
-    issue.
+    The signature already proves the token is ours; this refuses one minted without a jti (a
+    session could not track it), without an integer exp and iat (we issue whole seconds; 1e300
+    would never expire, and the session check compares iat with the last restore), without the
+    canonical id of its session (it could never be ended) or of its account (`sub`: every
+    per-account key — the rate limit's, the account's Redis mirror — is written one way), or of a
+    type we never issue.
     """
     jti, exp, iat = claims.get("jti"), claims.get("exp"), claims.get("iat")
     return (
         isinstance(jti, str)
         and 0 < len(jti) <= JTI_MAX_LENGTH
         and claims.get("type") in ("access", "refresh")
-        and isinstance(exp, int)
-        and not isinstance(exp, bool)
-        and isinstance(iat, int)
-        and not isinstance(iat, bool)
+        and _is_whole_number(exp)
+        and _is_whole_number(iat)
         and _is_canonical_uuid(claims.get("sid"))
         and _is_canonical_uuid(claims.get("sub"))
     )

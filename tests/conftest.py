@@ -13,12 +13,12 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from api import create_app
 from api.extensions import db
@@ -58,6 +58,54 @@ def postgres_problem(url: str) -> str | None:
     except Exception as error:  # report, not raise: the caller decides skip or fail
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return None
+
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://127.0.0.1:5432/test"
+
+
+def missing_service(message: str) -> NoReturn:
+    """Skip the test for a service this machine lacks, or fail it under REQUIRE_SERVICES=1 (CI)."""
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " and REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+def postgres_server() -> str:
+    """The URL of the suite's PostgreSQL server (TEST_DATABASE_URL's in the PostgreSQL pass,
+    else the default), for tests that need PostgreSQL in every pass; missing_service if it does
+    not answer."""
+    server = os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES_URL
+    if not server.startswith("postgresql"):
+        server = DEFAULT_POSTGRES_URL
+    problem = postgres_problem(server)
+    if problem:
+        missing_service(f"PostgreSQL at {server} is not reachable ({problem})")
+    return server
+
+
+def admin_sql(server: str, *statements: str) -> None:
+    """Run statements outside a transaction (CREATE DATABASE, ALTER DATABASE…) on `server`."""
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def scratch_databases(*suffixes: str) -> Iterator[tuple[str, list[str]]]:
+    """Empty PostgreSQL databases of a test's own, dropped after it: (the server's URL, their
+    URLs). Named after the suite's database plus each suffix, so two runs on one server (each
+    with its own test database) never share them."""
+    server = postgres_server()
+    base = make_url(server)
+    names = [f"{base.database}_{suffix}" for suffix in suffixes]
+    drops = [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names]
+    admin_sql(server, *drops, *(f'CREATE DATABASE "{name}"' for name in names))
+    try:
+        yield server, [base.set(database=name).render_as_string(False) for name in names]
+    finally:
+        admin_sql(server, *drops)
 
 
 def reset_postgres(url: str) -> None:
@@ -225,10 +273,7 @@ def redis_url() -> Iterator[str]:
         claim_test_redis(client, url)
     except redis.RedisError as exc:
         client.close()
-        message = f"Redis at {url} is not reachable ({type(exc).__name__})"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " and REQUIRE_SERVICES=1")
-        pytest.skip(message)
+        missing_service(f"Redis at {url} is not reachable ({type(exc).__name__})")
     try:
         yield url
     finally:

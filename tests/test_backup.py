@@ -5,7 +5,6 @@ taken for what it restored."""
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,10 @@ from typing import Any
 import pytest
 import redis
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, make_url, text
 
 from api import mirror
-from tests.conftest import PASSWORD, Factory, assert_problem, build_app, dispose
+from tests.conftest import PASSWORD, Factory, assert_problem, build_app, dispose, scratch_databases
 
-PG_SERVER = "postgresql+psycopg://127.0.0.1:5432/test"
 READS = [
     "/api/v1/survivors?page_size=100",
     "/api/v1/trades?page_size=100",
@@ -29,36 +26,14 @@ READS = [
 ]
 
 
-def _recreate(server: str, *names: str, create: bool = True) -> None:
-    engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for name in names:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            if create:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def databases(request, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(source URL, empty target URL) of one kind."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'source.db'}", f"sqlite:///{tmp_path / 'target.db'}"
         return
-    server = os.environ.get("TEST_DATABASE_URL") or PG_SERVER
-    # Named after the suite's database, so two runs on one server (each with its own test
-    # database) never share them.
-    base = make_url(server)
-    source, target = f"{base.database}_backup_source", f"{base.database}_backup_target"
-    try:
-        _recreate(server, source, target)
-    except Exception as error:  # noqa: BLE001 - reported as a skip or a failure below
-        message = f"PostgreSQL at {server} is not reachable ({type(error).__name__})"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " and REQUIRE_SERVICES=1")
-        pytest.skip(message)
-    yield base.set(database=source).render_as_string(False), base.set(database=target).render_as_string(False)
-    _recreate(server, source, target, create=False)  # nothing of the test is left behind
+    with scratch_databases("backup_source", "backup_target") as (_server, (source, target)):
+        yield source, target
 
 
 @pytest.fixture

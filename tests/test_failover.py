@@ -5,47 +5,27 @@ own made read-only the way a standby is."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
 
-from tests.conftest import assert_problem, build_app, dispose
+from tests.conftest import admin_sql, assert_problem, build_app, dispose, scratch_databases
 
-PG_SERVER = "postgresql+psycopg://127.0.0.1:5432/test"
 REGISTER = "/api/v1/auth/register"
-
-
-def _admin(server: str, *statements: str) -> None:
-    engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    engine.dispose()
 
 
 @pytest.fixture
 def node() -> Iterator[tuple[str, str]]:
     """(the server's URL, a database of this test's own on it, migrated)."""
-    server = os.environ.get("TEST_DATABASE_URL") or PG_SERVER
-    name = f"{make_url(server).database}_failover"
-    try:
-        _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    except Exception as error:  # noqa: BLE001 - reported as a skip or a failure below
-        message = f"PostgreSQL at {server} is not reachable ({type(error).__name__})"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " and REQUIRE_SERVICES=1")
-        pytest.skip(message)
-    url = make_url(server).set(database=name).render_as_string(False)
-    migrated = build_app(url)
-    with migrated.app_context():
-        upgrade(directory=migrated.extensions["migrate"].directory)
-    dispose(migrated)
-    yield server, url
-    _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_databases("failover") as (server, (url,)):
+        migrated = build_app(url)
+        with migrated.app_context():
+            upgrade(directory=migrated.extensions["migrate"].directory)
+        dispose(migrated)
+        yield server, url
 
 
 def _register(client: Any, name: str) -> Any:
@@ -59,14 +39,14 @@ def test_a_write_to_a_demoted_node_is_503_and_the_pool_finds_the_primary_again(n
     try:
         client = app.test_client()
         assert _register(client, "before").status_code == 201  # the pool holds a writable connection
-        _admin(server, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-        _admin(server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        admin_sql(server, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        admin_sql(server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
         # A failover demoted the node: new sessions are read-only, as on a standby.
         refused = _register(client, "during")
         assert_problem(refused, 503)
         assert refused.headers["Retry-After"] == "5"
         assert_problem(_register(client, "during"), 503)  # never a 500, never written
-        _admin(server, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        admin_sql(server, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
         # A writable primary is reachable again: the read-only connections were dropped, not reused.
         assert _register(client, "after").status_code == 201
         assert _register(client, "during").status_code == 201  # the refused write never happened
@@ -85,8 +65,8 @@ def test_database_url_naming_every_node_reaches_the_one_that_takes_writes(node):
     try:
         client = app.test_client()
         assert _register(client, "through-the-second-node").status_code == 201
-        _admin(server, f'ALTER DATABASE "{database.database}" SET default_transaction_read_only = on')
-        _admin(
+        admin_sql(server, f'ALTER DATABASE "{database.database}" SET default_transaction_read_only = on')
+        admin_sql(
             server,
             f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database.database}'",
         )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from tests.conftest import REDIS_MARK, claim_test_redis, postgres_problem
+from tests.conftest import REDIS_MARK, claim_test_redis, postgres_server
 from tests.databases import refusal_to_empty
 from tests.server import ROOT, hermetic_environ
 
@@ -32,14 +32,7 @@ def test_other_database_names_are_refused_with_a_clear_message(name):
 @pytest.fixture
 def users_database() -> Any:
     """A PostgreSQL database `resistance_userdata` holding one row of someone's data."""
-    server = os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://127.0.0.1:5432/test"
-    if not server.startswith("postgresql"):
-        server = "postgresql+psycopg://127.0.0.1:5432/test"
-    problem = postgres_problem(server)
-    if problem:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL is not reachable ({problem}) and REQUIRE_SERVICES=1")
-        pytest.skip(f"PostgreSQL is not reachable ({problem})")
+    server = postgres_server()
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text("DROP DATABASE IF EXISTS resistance_userdata"))

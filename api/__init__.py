@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from api import caching, database, logs, problems
+from api import caching, database, logs, problems, redis_store
 from api.config import STATIC_SETTINGS, load_settings
 from api.extensions import migrate
 from api.openapi import (
@@ -50,6 +50,7 @@ def register_extensions(app: Flask) -> Api:
 
     logs.configure_logging()
     database.init_app(app)
+    redis_store.init_app(app)  # before the cache and the limiter, which share its client
     caching.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponsesPlugin()]})

@@ -34,16 +34,13 @@ from flask_migrate import upgrade
 from sqlalchemy import Engine, inspect, update
 from sqlalchemy.engine import URL
 
-from api import mirror
 from api.caching import DataVersion
 from api.database import create_private_sqlite_file, utcnow, write_transaction
 from api.extensions import db
-from api.redis_store import redis_client
+from api.redis_store import forget_copies, redis_client
 from api.survivors.models import Survivor
-from security.sessions import LOADED_KEY, RESTORED, AccountSession, EndReason, live_conditions
+from security.sessions import RESTORED, AccountSession, EndReason, live_conditions
 
-# Keys of what Redis holds copied from the database (not the limits, not the ended sessions).
-COPIED_FROM_THE_DATABASE = (mirror.VALUE_KEY + "*", mirror.WRITING_KEY + "*", "resistance:view:*")
 TOOL_SECONDS = 3600
 
 
@@ -175,7 +172,4 @@ def _make_safe_to_serve() -> None:
         session.merge(DataVersion(name=RESTORED, version=jump))
     client = redis_client()
     if client is not None:
-        for pattern in COPIED_FROM_THE_DATABASE:
-            for key in client.scan_iter(match=pattern, count=1000):
-                client.delete(key)
-        client.delete(LOADED_KEY)
+        forget_copies(client)

@@ -112,11 +112,8 @@ def init_app(app: Flask) -> None:
     redis_url = app.config.get("REDIS_URL")
     config: dict[str, Any] = {"CACHE_DEFAULT_TIMEOUT": CACHE_SECONDS, "CACHE_KEY_PREFIX": "resistance:"}
     if redis_url:
-        config.update(
-            CACHE_TYPE="RedisCache",
-            CACHE_REDIS_URL=redis_url,
-            CACHE_OPTIONS={"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
-        )
+        # The app's one client (api/redis_store.py): cachelib takes a client as its host.
+        config.update(CACHE_TYPE="RedisCache", CACHE_REDIS_HOST=app.extensions["redis"])
     else:
         config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=2000)  # above the ~1,500 keys there are
     cache.init_app(app, config=config)

@@ -14,6 +14,8 @@ from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from api.redis_store import SENTINEL_SCHEME, sentinel_parts
+
 DEFAULT_ROBOT_CPU_URL = "https://robotstakeover20210903110417.azurewebsites.net/robotcpu"
 MIN_SECRET_BYTES = 32
 SECRET_FILE = "jwt-secret"
@@ -116,8 +118,10 @@ def _database_url(raw: str) -> str:
 
 
 def _redis_url(raw: str) -> str:
-    if not re.match(r"^rediss?://", raw):
-        raise ValueError("must be a redis:// or rediss:// URL")
+    if raw.startswith(SENTINEL_SCHEME + "://"):
+        sentinel_parts(raw)  # raises ValueError naming what is wrong
+    elif not re.match(r"^rediss?://", raw):
+        raise ValueError(f"must be a redis://, rediss:// or {SENTINEL_SCHEME}:// URL")
     return raw
 
 

@@ -34,14 +34,14 @@ from typing import Any, TypeVar
 from flask import g
 from redis import RedisError, ResponseError, WatchError
 
-from api.redis_store import redis_client
+from api.redis_store import MIRROR_VALUE_KEY, MIRROR_WRITING_KEY, redis_client
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-VALUE_KEY = "resistance:mirror:"
-WRITING_KEY = "resistance:writing:"
+VALUE_KEY = MIRROR_VALUE_KEY
+WRITING_KEY = MIRROR_WRITING_KEY
 # A mirrored value is read again from the database at least this often (seconds).
 MIRROR_SECONDS = 300
 # A write is counted in from right before its COMMIT to right after it; a count that was never

@@ -29,7 +29,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from security.permissions import authenticated_account, view_mark, view_marker
 
 API_PREFIX = "/api/v1/"
-REDIS_TIMEOUT_SECONDS = 1
 ONE_TRIP_SCHEME = "resistance+"
 
 
@@ -196,12 +195,10 @@ def init_app(app: Flask) -> Limiter:
         # default is the one application-wide bucket above, so that reading is switched off.
         default_limits_exempt_when=lambda: True,
         strategy="sliding-window-counter",
-        storage_uri=ONE_TRIP_SCHEME + redis_url if redis_url else "memory://",
-        storage_options=(
-            {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
-            if redis_url
-            else {}
-        ),
+        # With Redis, the app's one client's pool (api/redis_store.py); the URI only picks the
+        # storage class then (limits reads no address from it when given a pool).
+        storage_uri=ONE_TRIP_SCHEME + "redis://" if redis_url else "memory://",
+        storage_options={"connection_pool": app.extensions["redis"].connection_pool} if redis_url else {},
         key_prefix=config.get("RATELIMIT_KEY_PREFIX", "resistance"),
         request_identifier=request_identity,
         headers_enabled=False,

@@ -41,7 +41,7 @@ from api.accounts.models import Account
 from api.caching import current_version
 from api.database import UTCDateTime, UUIDPrimaryKey, after_commit, utcnow, write_transaction
 from api.extensions import db
-from api.redis_store import redis_client
+from api.redis_store import SESSIONS_LOADED_KEY, redis_client
 
 audit = logging.getLogger("resistance.audit")
 
@@ -49,7 +49,7 @@ JTI_MAX_LENGTH = 64
 USER_AGENT_MAX_LENGTH = 256
 ENDED_KEY = "resistance:session-ended:"
 # Present while Redis holds every ended session; lost with Redis's data, which triggers a refill.
-LOADED_KEY = "resistance:sessions-loaded"
+LOADED_KEY = SESSIONS_LOADED_KEY
 # The data_versions row holding the time of the last restore from a backup, in µs (api/backup.py).
 RESTORED = "restored"
 # Held by the one refill under way (see _refill_redis); expires should that refill die.

@@ -274,11 +274,18 @@ class PrivatePostgres:
 
 
 class PrivateRedis:
-    """redis-server on a free loopback port, in its own process group; stop() and start() again."""
+    """redis-server on a free loopback port, in its own process group; stop() and start() again.
 
-    def __init__(self, binary: str, root: Path) -> None:
+    `options` are more command-line directives (`--replicaof 127.0.0.1 <port>`); `config` is a
+    configuration file's text, written into root and named first (a sentinel, `--sentinel`,
+    needs one it can rewrite).
+    """
+
+    def __init__(self, binary: str, root: Path, *options: str, config: str | None = None) -> None:
         self.binary = binary
         self.root = root
+        self.options = options
+        self.config = config
         self.log_path = root / "redis.log"
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -289,8 +296,12 @@ class PrivateRedis:
 
     def _spawn(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        args = [
-            self.binary,
+        args = [self.binary]
+        if self.config is not None:
+            config_path = self.root / "redis.conf"
+            config_path.write_text(self.config)
+            args.append(str(config_path))
+        args += [
             "--port",
             str(self.port),
             "--bind",
@@ -300,7 +311,7 @@ class PrivateRedis:
             "--appendonly",
             "no",
         ]
-        args += ["--dir", str(self.root), "--daemonize", "no"]
+        args += ["--dir", str(self.root), "--daemonize", "no", *self.options]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own arguments
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

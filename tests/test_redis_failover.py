@@ -115,6 +115,43 @@ def test_the_app_follows_a_sentinel_failover_and_trusts_no_copy_the_new_primary_
     assert new_primary.keys("LIMITS:*")  # the rate limiter follows the same client
 
 
+def _replica_known(deployment: Deployment) -> bool:
+    replicas = deployment.client(deployment.sentinel).sentinel_slaves(SERVICE)
+    return any(r["port"] == deployment.replica.port and not r["is_sdown"] for r in replicas)
+
+
+def test_a_primary_demoted_by_a_failover_is_left_for_the_new_one(
+    make_app, make: Factory, deployment: Deployment
+):
+    """The failover public reports describe (redis-py #435, #460): the old primary stays up as a
+    replica, and connections still open to it get READONLY. The app moves to the new primary
+    with no restart; in between a request is a 503, never a 500 or a write lost."""
+    app = make_app(REDIS_URL=deployment.url)
+    client = app.test_client()
+    owner = make.account("survivor")
+    assert client.get(ME, headers=owner["headers"]).status_code == 200  # connections to the primary
+    wait_for("the sentinel knows the replica", lambda: _replica_known(deployment))
+    deployment.client(deployment.sentinel).execute_command("SENTINEL FAILOVER", SERVICE)
+    wait_for("the sentinel names the replica", lambda: _master_port(deployment) == deployment.replica.port)
+    wait_for(
+        "the old primary follows the new one",
+        lambda: deployment.client(deployment.primary).info("replication")["role"] == "slave",
+    )
+
+    statuses = []
+
+    def created() -> Any:
+        response = client.post("/api/v1/survivors", json=make.survivor_body(), headers=owner["headers"])
+        statuses.append(response.status_code)
+        return response if response.status_code == 201 else None
+
+    survivor = wait_for("a write through the new primary", created).get_json()
+    assert set(statuses) <= {201, 503}
+    me = client.get(ME, headers=owner["headers"]).get_json()
+    assert me["survivor_id"] == survivor["id"]
+    assert deployment.client(deployment.replica).exists(mirror.VALUE_KEY + mirror.ACCOUNT + owner["id"])
+
+
 def test_a_replica_named_directly_is_read_without_the_check(deployment: Deployment):
     """A replica takes no writes: the check (a script that writes) is not run on it."""
     replica = make_client(f"redis://127.0.0.1:{deployment.replica.port}/0")

@@ -295,3 +295,26 @@ def test_start_lock_on_postgresql_holds_an_advisory_lock_around_the_block():
         f"SELECT pg_advisory_unlock(:key) {key}",
         "closed",
     ]
+
+
+def test_start_lock_on_a_sqlite_file_holds_a_file_lock_around_the_block(tmp_path: Path):
+    # The real race is test_replicas_starting_together_on_an_empty_database_all_start, in
+    # processes on SQLite; this one holds in every pass, in this process.
+    import fcntl
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'resistance.db'}")
+
+    def locked_elsewhere() -> bool:
+        with open(tmp_path / "resistance.db.start-lock", "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+
+    try:
+        with bootstrap.start_lock(engine):
+            assert locked_elsewhere()
+        assert not locked_elsewhere()
+    finally:
+        engine.dispose()

@@ -33,7 +33,9 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.connection import AbstractConnection
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 log = logging.getLogger(__name__)
@@ -132,20 +134,22 @@ def forget_copies(client: Redis) -> None:
 
 
 def make_client(url: str) -> Redis:
-    """A client for REDIS_URL (one server, or the primary a Sentinel deployment names)."""
-    options: dict[str, Any] = {
-        "socket_timeout": TIMEOUT_SECONDS,
-        "socket_connect_timeout": TIMEOUT_SECONDS,
-        "redis_connect_func": check_history,
-    }
+    """A client for REDIS_URL (one server, or the primary a Sentinel deployment names).
+
+    No retries, for the servers nor the sentinels: a failed call is a 503 the client retries, and
+    redis-py's own retries (10, by default, on a sentinel's connection) sleep in a blocking
+    `time.sleep` it imported before gevent patched it, freezing the whole worker (the failover
+    drill saw one frozen for 11 s a discovery while a lost site's sentinel timed out)."""
+    timeouts = {"socket_timeout": TIMEOUT_SECONDS, "socket_connect_timeout": TIMEOUT_SECONDS}
+    no_retries = {"retry": Retry(NoBackoff(), 0)}
+    options: dict[str, Any] = {**timeouts, **no_retries, "redis_connect_func": check_history}
     if not url.startswith(SENTINEL_SCHEME + "://"):
         return Redis.from_url(url, **options)
     parts = sentinel_parts(url)
     credentials = {"username": parts["username"], "password": parts["password"]}
-    timeouts = {key: options[key] for key in ("socket_timeout", "socket_connect_timeout")}
     sentinel = Sentinel(
         parts["sentinels"],
-        sentinel_kwargs={**timeouts, **credentials},
+        sentinel_kwargs={**timeouts, **no_retries, **credentials},
         db=parts["db"],
         **credentials,
         **options,

@@ -194,6 +194,20 @@ def test_a_reconnect_keeps_the_copies_and_a_new_data_set_forgets_them(
     store.close()
 
 
+def test_neither_the_servers_nor_the_sentinels_are_retried_by_redis_py():
+    """redis-py retries a sentinel's calls 10 times by default, sleeping between them in a sleep
+    gevent cannot switch out of: a lost site's sentinel froze a worker for seconds a request."""
+    client = make_client("redis+sentinel://127.0.0.1:1,127.0.0.1:2/resistance")
+    pool: Any = client.connection_pool
+    sentinels = pool.sentinel_manager.sentinels
+    assert len(sentinels) == 2
+    for connection_owner in (client, *sentinels):
+        retry = connection_owner.get_retry()
+        assert retry is not None and retry.get_retries() == 0
+    plain = make_client("redis://127.0.0.1:1/0")
+    assert plain.get_retry().get_retries() == 0
+
+
 @pytest.mark.parametrize(
     ("url", "parts"),
     [

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import DateTime, Engine, TypeDecorator, event
+from sqlalchemy import DateTime, Engine, Text, TypeDecorator, cast, event, func, null
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -330,6 +330,16 @@ def after_commit(callback: Callable[[], None]) -> None:
 def dialect_name() -> str:
     """The name of the database dialect in use ('sqlite' or 'postgresql')."""
     return db.engine.dialect.name
+
+
+def server_incarnation() -> Any:
+    """A SQL expression naming the database server process a statement runs on: PostgreSQL's
+    start time (text), which a restart or the promotion of a standby changes; NULL on SQLite (one
+    file, no failover). A transaction never outlives its server process, so work begun on
+    another incarnation is gone (api/idempotency.py)."""
+    if dialect_name() == "postgresql":
+        return cast(func.pg_postmaster_start_time(), Text)
+    return null()
 
 
 def insert_ignore(model: Any, values: dict[str, Any]) -> bool:

@@ -14,7 +14,10 @@ response is written into the claimed row in that same transaction, right before 
 change and its stored response exist together or not at all. A 5xx is not stored (the claim is
 released: a retry does the work). A claim whose request died (the worker was killed) is taken
 over by a retry after LEASE_SECONDS; the dead request, had it gone on, finds its claim gone and
-commits nothing.
+commits nothing. A claim committed on a database server process that is gone since (a failover
+promoted a standby, or the server restarted: `claimed_on`) is taken over at once: the request's
+transaction died with that process (and were it alive, it would commit nothing, as above), so
+its client's retry need not get 409s for the rest of the lease.
 
 Login and refresh answer with a new token pair, which is never stored: they ignore the header
 (a repeated login opens another session; a refresh has its own grace, security/sessions.py).
@@ -31,7 +34,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import Response, current_app, g, request
-from sqlalchemy import Integer, String, Text, delete, update
+from sqlalchemy import Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.database import (
@@ -40,6 +43,7 @@ from api.database import (
     finish_request_transaction,
     insert_ignore,
     join_request_transaction,
+    server_incarnation,
     utcnow,
     write_transaction,
 )
@@ -70,6 +74,8 @@ class IdempotencyKey(db.Model):  # type: ignore[name-defined,misc]
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
     claim: Mapped[str] = mapped_column(String(32), nullable=False)
     lease_until: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The database server process the claim was committed on (api/database.py server_incarnation).
+    claimed_on: Mapped[str | None] = mapped_column(String(64), nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, nullable=False)
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     headers: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -117,9 +123,12 @@ def _claim(owner: str, key: str, fingerprint: str) -> str | Response:
     lease_until = now + timedelta(seconds=LEASE_SECONDS)
     fresh = {"fingerprint": fingerprint, "claim": token, "lease_until": lease_until}
     with write_transaction() as session:
-        if insert_ignore(IdempotencyKey, {"owner": owner, "key": key, "expires_at": now + KEEP, **fresh}):
+        claimed = {"owner": owner, "key": key, "expires_at": now + KEEP, "claimed_on": server_incarnation()}
+        if insert_ignore(IdempotencyKey, {**claimed, **fresh}):
             return token
         row = session.get(IdempotencyKey, (owner, key), with_for_update=True, populate_existing=True)
+        here = session.scalar(select(server_incarnation()))
+        fresh["claimed_on"] = here
         if row is None or row.expires_at <= now:  # purged or expired meanwhile: a new claim
             renewed = {"expires_at": now + KEEP, "status": None, "headers": None, "body": None, **fresh}
             session.merge(IdempotencyKey(owner=owner, key=key, **renewed))
@@ -132,13 +141,14 @@ def _claim(owner: str, key: str, fingerprint: str) -> str | Response:
             )
         if row.status is not None:
             return _replay(row)
-        if row.lease_until > now:
+        if row.lease_until > now and row.claimed_on == here:
             raise ProblemError(
                 409,
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
                 headers={"Retry-After": "1"},
             )
-        row.claim, row.lease_until = token, lease_until  # its request died: take it over
+        # Its request died (its lease ran out, or its server process is gone): take it over.
+        row.claim, row.lease_until, row.claimed_on = token, lease_until, here
         return token
 
 

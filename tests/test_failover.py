@@ -5,13 +5,19 @@ own made read-only the way a standby is."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
+from api.database import utcnow
+from api.extensions import db
+from api.idempotency import IdempotencyKey
 from tests.conftest import admin_sql, assert_problem, build_app, dispose, scratch_databases
 
 REGISTER = "/api/v1/auth/register"
@@ -71,5 +77,53 @@ def test_database_url_naming_every_node_reaches_the_one_that_takes_writes(node):
             f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database.database}'",
         )
         assert_problem(_register(client, "no-primary-left"), 503)
+    finally:
+        dispose(app)
+
+
+def test_a_key_claimed_before_a_failover_is_taken_over_at_once_by_the_retry(node):
+    """The drill's finding: a POST in flight when the primary's site was lost had committed its
+    claim (replicated to the standby) and died with the old primary; its client's retries got
+    409 until the 60 s lease ran out. A claim made on another server process is taken over at once;
+    one made on this one still holds (its request may be running)."""
+    _, url = node
+    app = build_app(url)
+    payload = json.dumps({"username": "claimed-before", "password": "correct-battery-horse-42"}).encode()
+    fingerprint = hashlib.sha256(f"POST {REGISTER}\n".encode() + payload).hexdigest()
+    try:
+        with app.app_context():
+            here = db.session.scalar(text("SELECT pg_postmaster_start_time()::text"))
+            for key, claimed_on in (
+                ("on-this-server", here),
+                ("on-the-lost-primary", "2026-01-01 00:00:00+00"),
+            ):
+                db.session.add(
+                    IdempotencyKey(
+                        owner="ip:127.0.0.1",
+                        key=key,
+                        fingerprint=fingerprint,
+                        claim="the-request-in-flight",
+                        claimed_on=claimed_on,
+                        lease_until=utcnow() + timedelta(seconds=60),
+                        expires_at=utcnow() + timedelta(hours=24),
+                    )
+                )
+            db.session.commit()
+        client = app.test_client()
+
+        def post(key: str) -> Any:
+            return client.post(
+                REGISTER, data=payload, content_type="application/json", headers={"Idempotency-Key": key}
+            )
+
+        held = post("on-this-server")
+        assert_problem(held, 409)
+        assert held.headers["Retry-After"] == "1"
+        assert post("on-the-lost-primary").status_code == 201
+        replayed = post("on-the-lost-primary")
+        assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
+        with app.app_context():
+            row = db.session.get(IdempotencyKey, ("ip:127.0.0.1", "on-the-lost-primary"))
+            assert row is not None and row.claimed_on == here
     finally:
         dispose(app)

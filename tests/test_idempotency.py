@@ -7,12 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from flask_migrate import upgrade
+from sqlalchemy import select
 
 from api import idempotency
-from api.database import utcnow, write_transaction
+from api.database import server_incarnation, utcnow, write_transaction
 from api.idempotency import IdempotencyKey
 from api.survivors import services as survivor_services
-from tests.conftest import Factory, assert_problem
+from tests.conftest import Factory, assert_problem, build_app, dispose
 
 SURVIVORS = "/api/v1/survivors"
 REGISTER = "/api/v1/auth/register"
@@ -99,6 +101,7 @@ def _claim_row(
 ) -> None:
     with app.app_context(), write_transaction() as session:
         now = utcnow()
+        fields.setdefault("claimed_on", session.scalar(select(server_incarnation())))  # made here
         session.add(
             IdempotencyKey(
                 owner="account:" + owner["id"],
@@ -309,3 +312,20 @@ def test_a_key_that_cannot_be_released_is_logged_and_left_to_its_lease(app, capl
     with app.app_context(), caplog.at_level("WARNING", logger="resistance"):
         idempotency._release("account:x", "k", "token")  # noqa: SLF001 - the failure path itself
     assert "idempotency key not released" in caplog.text
+
+
+def test_a_claim_on_sqlite_names_no_server_process_and_only_its_lease_ends_it(tmp_path):
+    """SQLite is one file with no failover: a claim there is ended by its lease alone (on
+    PostgreSQL, also by a failover: tests/test_failover.py). Runs in every pass."""
+    app = build_app(f"sqlite:///{tmp_path / 'resistance.db'}")
+    try:
+        with app.app_context():
+            upgrade(directory=app.extensions["migrate"].directory)
+        body = {"username": "sqlite-claim", "password": "correct-battery-horse-42"}
+        created = app.test_client().post(REGISTER, json=body, headers={"Idempotency-Key": "k-1"})
+        assert created.status_code == 201
+        with app.app_context():
+            row = IdempotencyKey.query.one()
+            assert (row.key, row.claimed_on) == ("k-1", None)
+    finally:
+        dispose(app)

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgresql+psycopg://127.0.0.1:5432/test
 TEST_PG_URL := $(if $(DATABASE_URL),$(DATABASE_URL),$(PG_URL))
 
-.PHONY: run test openapi spectral bench scan clean
+.PHONY: run test openapi spectral bench scan drill clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,15 @@ bench: $(VENV)/.dev
 scan: $(VENV)/.dev
 	@command -v sqlmap >/dev/null 2>&1 && { [ -n "$$WAPITI" ] || command -v wapiti >/dev/null 2>&1; } || { echo "sqlmap or wapiti is missing: install them once, as root, with .ci/system-packages" >&2; exit 2; }
 	$(PY) -m tests.run_scan $(SCAN_ARGS)
+
+## The multi-site failover drill: etcd, Patroni + PostgreSQL 15, Redis with Sentinel and two API
+## replicas in three network namespaces (deploy/multisite/), nginx in front, load through it;
+## loses the primary's whole site, checks every acknowledged write, times the outage, rejoins the
+## site. Needs root; skips with a message naming .ci/system-packages where namespaces or packages
+## are missing (fails under REQUIRE_SERVICES=1). About 80 s, 4 minutes at most; DRILL_KEEP_LOGS=1
+## keeps every run's logs in artifacts/drill-logs/ (a failed run's are always kept).
+drill: $(VENV)/.dev
+	$(PY) -m tests.drill
 
 clean:
 	rm -rf $(VENV) node_modules .coverage htmlcov .pytest_cache

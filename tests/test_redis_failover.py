@@ -220,8 +220,12 @@ def test_neither_the_servers_nor_the_sentinels_are_retried_by_redis_py():
             {"sentinels": [("::1", 26379)], "service": "main", "db": 3, "password": "s@cret"},
         ),
         (
-            "redis+sentinel://app:pw@sentinel-a.example:26379/resistance",
-            {"sentinels": [("sentinel-a.example", 26379)], "username": "app", "password": "pw"},
+            "redis+sentinel://app:pw@sentinel-a.example:26379,redis_sentinel_2:26379/resistance",
+            {
+                "sentinels": [("sentinel-a.example", 26379), ("redis_sentinel_2", 26379)],
+                "username": "app",
+                "password": "pw",
+            },
         ),
     ],
 )

@@ -82,7 +82,23 @@ def pg_connect(site: Site, database: str = DATABASE, timeout: int = 2) -> psycop
     )
 
 
-class SiteProcess:
+class Reaped:
+    """A process of a site that was lost (every pid got SIGKILL at once): reap() collects its
+    exit status and forgets it, so it may be started again (bounded; SIGKILL to the group if it
+    lingers)."""
+
+    process: subprocess.Popen[bytes] | None
+
+    def reap(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            try:
+                process.wait(timeout=STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                stop_group(process)
+
+
+class SiteProcess(Reaped):
     """One long-running program inside a site's namespace, in its own process group."""
 
     def __init__(
@@ -124,17 +140,8 @@ class SiteProcess:
         process, self.process = self.process, None
         stop_group(process)
 
-    def reap(self) -> None:
-        """After the site was lost (every pid got SIGKILL): collect the exit status, forget it."""
-        process, self.process = self.process, None
-        if process is not None:
-            try:
-                process.wait(timeout=STOP_DEADLINE)
-            except subprocess.TimeoutExpired:
-                stop_group(process)
 
-
-class SiteReplica(Replica):
+class SiteReplica(Reaped, Replica):
     """An API replica (tests/cluster/services.Replica: killable, respawnable on its port) that
     runs inside a site's namespace and listens on the site's address, port 8000."""
 
@@ -162,15 +169,6 @@ class SiteReplica(Replica):
                 stderr=log,
                 start_new_session=True,
             )
-
-    def reap(self) -> None:
-        """After the site was lost: collect the master's exit status, so respawn() may run."""
-        process, self.process = self.process, None
-        if process is not None:
-            try:
-                process.wait(timeout=STOP_DEADLINE)
-            except subprocess.TimeoutExpired:
-                stop_group(process)
 
 
 def release_segment(data_dir: Path) -> bool:

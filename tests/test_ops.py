@@ -107,7 +107,7 @@ def test_readyz_with_redis_down_is_503(redis_app):
     assert "127.0.0.1" not in response.get_data(as_text=True)
 
 
-def test_readyz_with_redis_up_is_ok_and_reuses_one_client(redis_app, monkeypatch):
+def test_readyz_with_redis_up_is_ok_and_reuses_one_client(redis_app, redis_url, monkeypatch):
     pings: list[Redis] = []
 
     def info(self: Redis, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def test_readyz_with_redis_up_is_ok_and_reuses_one_client(redis_app, monkeypatch
         return {"maxmemory": 0, "maxmemory_policy": "noeviction"}
 
     monkeypatch.setattr(Redis, "info", info)
-    client = redis_app("redis://127.0.0.1:6379/15").test_client()
+    client = redis_app(redis_url).test_client()
     for _ in range(2):
         response = client.get("/readyz")
         assert response.status_code == 200
@@ -123,8 +123,8 @@ def test_readyz_with_redis_up_is_ok_and_reuses_one_client(redis_app, monkeypatch
     assert len(pings) == 2 and pings[0] is pings[1]
 
 
-def test_readyz_with_the_real_redis_reads_its_memory_policy(redis_app):
-    response = redis_app("redis://127.0.0.1:6379/15").test_client().get("/readyz")
+def test_readyz_with_the_real_redis_reads_its_memory_policy(redis_app, redis_url):
+    response = redis_app(redis_url).test_client().get("/readyz")
     assert response.get_json()["checks"]["redis"] == "ok"  # this machine's Redis: no maxmemory
 
 
@@ -138,12 +138,12 @@ def test_readyz_with_the_real_redis_reads_its_memory_policy(redis_app):
         ({"maxmemory": 209715200, "maxmemory_policy": "allkeys-lru"}, False),
     ],
 )
-def test_readyz_refuses_a_redis_that_may_evict(redis_app, monkeypatch, capsys, memory, ready):
+def test_readyz_refuses_a_redis_that_may_evict(redis_app, redis_url, monkeypatch, capsys, memory, ready):
     """An evicting Redis drops an ended session's key (it has a TTL) and keeps the marker: the
     session's tokens would come back to life. Such a replica is not ready."""
     monkeypatch.setattr(Redis, "info", lambda self, *_args, **_kwargs: memory)
     capsys.readouterr()
-    response = redis_app("redis://127.0.0.1:6379/15").test_client().get("/readyz")
+    response = redis_app(redis_url).test_client().get("/readyz")
     if ready:
         assert response.status_code == 200
         return
@@ -153,9 +153,9 @@ def test_readyz_refuses_a_redis_that_may_evict(redis_app, monkeypatch, capsys, m
     assert failure["error"] == "maxmemory-policy must be noeviction"
 
 
-def test_readyz_redis_client_is_bounded_in_time(redis_app, monkeypatch):
+def test_readyz_redis_client_is_bounded_in_time(redis_app, redis_url, monkeypatch):
     monkeypatch.setattr(Redis, "info", lambda self, *_args, **_kwargs: {})
-    application = redis_app("redis://127.0.0.1:6379/15")
+    application = redis_app(redis_url)
     application.test_client().get("/readyz")
     client = application.extensions["redis"]
     kwargs = client.connection_pool.connection_kwargs

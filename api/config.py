@@ -14,7 +14,7 @@ from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from api.redis_store import SENTINEL_SCHEME, sentinel_parts
+from api.redis_store import SENTINEL_SCHEME, make_client
 
 DEFAULT_ROBOT_CPU_URL = "https://robotstakeover20210903110417.azurewebsites.net/robotcpu"
 MIN_SECRET_BYTES = 32
@@ -118,10 +118,11 @@ def _database_url(raw: str) -> str:
 
 
 def _redis_url(raw: str) -> str:
-    if raw.startswith(SENTINEL_SCHEME + "://"):
-        sentinel_parts(raw)  # raises ValueError naming what is wrong
-    elif not re.match(r"^rediss?://", raw):
+    if not raw.startswith((SENTINEL_SCHEME + "://", "redis://", "rediss://")):
         raise ValueError(f"must be a redis://, rediss:// or {SENTINEL_SCHEME}:// URL")
+    # Parsed by the client the app will use (nothing is sent yet): what it would refuse at the
+    # first request (a port out of range, an option it cannot read) stops the start instead.
+    make_client(raw).close()
     return raw
 
 
@@ -149,24 +150,39 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _hidden(_raw: str) -> None:
+    """A secret is never written back in an error (logs keep what a start prints)."""
+    return None
+
+
+def _password_hidden(raw: str) -> str:
+    """A URL as written, but for its passwords: in the user information (`user:***@host`) and
+    in a libpq `password=` parameter."""
+    shown = re.sub(r"(//[^/?#@]*?:)[^/?#]*@", r"\1***@", raw)
+    return repr(re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", shown))
+
+
 class Setting(NamedTuple):
     """One environment variable: the app.config key it fills, how its text is parsed (ValueError
-    names what is wrong), and its default as it would be written in the environment (None: unset,
-    which load_settings may resolve from the others)."""
+    names what is wrong), its default as it would be written in the environment (None: unset,
+    which load_settings may resolve from the others), and how a bad value is shown in the error
+    (None: not at all)."""
 
     env: str
     key: str
     parse: Callable[[str], Any]
     default: str | None
+    shown: Callable[[str], str | None] = repr
 
 
 # Every setting read from the environment, in one table: a variable's name, key, rule and default
 # live here and nowhere else.
 SETTINGS: tuple[Setting, ...] = (
     Setting("APP_ENV", "APP_ENV", _choice("development", "production"), "development"),
-    Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", _database_url, None),  # None: instance/ SQLite
-    Setting("REDIS_URL", "REDIS_URL", _redis_url, None),
-    Setting("JWT_SECRET_KEY", "JWT_SECRET_KEY", _text, None),  # None: the instance secret, not in production
+    # DATABASE_URL's None: SQLite under instance/; JWT_SECRET_KEY's: the instance secret (not in production).
+    Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", _database_url, None, _password_hidden),
+    Setting("REDIS_URL", "REDIS_URL", _redis_url, None, _password_hidden),
+    Setting("JWT_SECRET_KEY", "JWT_SECRET_KEY", _text, None, _hidden),
     Setting("JWT_ACCESS_TTL", "JWT_ACCESS_TOKEN_EXPIRES", whole_number(30, 86400), "900"),
     Setting("JWT_REFRESH_TTL", "JWT_REFRESH_TOKEN_EXPIRES", whole_number(60, 90 * 86400), str(7 * 86400)),
     Setting("SESSION_MAX_AGE", "SESSION_MAX_AGE", _seconds(60, 365 * 86400), str(30 * 86400)),
@@ -177,17 +193,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RATELIMIT_AUTH", "RATELIMIT_AUTH", _rate, "10/minute"),
     Setting("TRUSTED_PROXIES", "TRUSTED_PROXIES", whole_number(0, 10), "0"),
     Setting("CORS_ORIGINS", "CORS_ORIGINS", _origins, ""),
-    Setting("ROBOT_CPU_URL", "ROBOT_CPU_URL", _http_url, DEFAULT_ROBOT_CPU_URL),
+    Setting("ROBOT_CPU_URL", "ROBOT_CPU_URL", _http_url, DEFAULT_ROBOT_CPU_URL, _password_hidden),
     Setting("ROBOT_CPU_TIMEOUT", "ROBOT_CPU_TIMEOUT", _float(0.1, 60), "3"),
     Setting("ROBOT_CACHE_TTL", "ROBOT_CACHE_TTL", whole_number(0, 86400 * 30), "300"),
-    Setting("METRICS_TOKEN", "METRICS_TOKEN", _metrics_token, None),
+    Setting("METRICS_TOKEN", "METRICS_TOKEN", _metrics_token, None, _hidden),
     Setting("HSTS_ENABLED", "HSTS_ENABLED", _bool, "false"),
     Setting("HOST", "HOST", _text, "127.0.0.1"),
     Setting("PORT", "PORT", whole_number(1, 65535), "8000"),
     # WEB_CONCURRENCY's None: 2 with REDIS_URL, else 1.
     Setting("WEB_CONCURRENCY", "WEB_CONCURRENCY", whole_number(1, 64), None),
     Setting("ADMIN_USERNAME", "ADMIN_USERNAME", _username, "admin"),
-    Setting("ADMIN_PASSWORD", "ADMIN_PASSWORD", _text, None),
+    Setting("ADMIN_PASSWORD", "ADMIN_PASSWORD", _text, None, _hidden),
 )
 ENVIRONMENT_NAMES = frozenset(setting.env for setting in SETTINGS)
 
@@ -225,7 +241,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
         try:
             values[setting.key] = setting.parse(raw)
         except ValueError as exc:
-            problems.append(f"{setting.env}: {exc} (got {raw!r})")
+            shown = setting.shown(raw)
+            problems.append(f"{setting.env}: {exc}" + ("" if shown is None else f" (got {shown})"))
 
     production = values.get("APP_ENV") == "production"
     secret = values.get("JWT_SECRET_KEY")

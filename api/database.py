@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import DateTime, Engine, Text, TypeDecorator, cast, event, func, null
+from sqlalchemy import DateTime, Engine, TypeDecorator, event, func, null
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -334,11 +334,14 @@ def dialect_name() -> str:
 
 def server_incarnation() -> Any:
     """A SQL expression naming the database server process a statement runs on: PostgreSQL's
-    start time (text), which a restart or the promotion of a standby changes; NULL on SQLite (one
-    file, no failover). A transaction never outlives its server process, so work begun on
-    another incarnation is gone (api/idempotency.py)."""
+    start time, which a restart or the promotion of a standby changes, as UTC text to the
+    microsecond (`2026-11-30T17:04:25.123456Z`: the same whatever the session's TimeZone or
+    DateStyle, which replicas may set apart); NULL on SQLite (one file, no failover). A
+    transaction never outlives its server process, so work begun on another incarnation is gone
+    (api/idempotency.py)."""
     if dialect_name() == "postgresql":
-        return cast(func.pg_postmaster_start_time(), Text)
+        started = func.timezone("UTC", func.pg_postmaster_start_time())
+        return func.to_char(started, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
     return null()
 
 

@@ -76,6 +76,7 @@ if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
 
+_SERVICE_DB = re.compile(r"[A-Za-z0-9._-]{1,128}(/[0-9]{1,5})?")
 _HOST_PORT = re.compile(r"^(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+)):(?P<port>[0-9]{1,5})$")
 
 
@@ -83,6 +84,8 @@ def sentinel_parts(url: str) -> dict[str, Any]:
     """The parts of a `redis+sentinel://` URL: {"sentinels": [(host, port), …], "service": str,
     "db": int, "username": str | None, "password": str | None}. Raises ValueError naming what is
     wrong (a missing service name, a host without a port)."""
+    if re.search(r"[\s\x00-\x1f\x7f?#]", url):
+        raise ValueError("takes no spaces, control characters, query or fragment")
     parts = urlsplit(url)
     credentials, _, hosts = parts.netloc.rpartition("@")
     sentinels = []
@@ -91,13 +94,16 @@ def sentinel_parts(url: str) -> dict[str, Any]:
         if match is None or not 0 < int(match["port"]) < 65536:
             raise ValueError("names each sentinel as host:port, separated by commas")
         sentinels.append((match["ipv6"] or match["host"], int(match["port"])))
-    path = parts.path.strip("/").split("/")
-    if not path[0] or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()) or parts.query:
-        raise ValueError("must end with /service or /service/db (the name the sentinels monitor)")
+    path = parts.path.removeprefix("/").removesuffix("/").split("/")
+    if not _SERVICE_DB.fullmatch("/".join(path)):
+        raise ValueError(
+            "must end with /service or /service/db: the name the sentinels monitor (letters, digits,"
+            " '.', '_', '-') and a database number"
+        )
     username, _, password = credentials.partition(":") if credentials else ("", "", "")
     return {
         "sentinels": sentinels,
-        "service": unquote(path[0]),
+        "service": path[0],
         "db": int(path[1]) if len(path) == 2 else 0,
         "username": unquote(username) or None,
         "password": unquote(password) or None,

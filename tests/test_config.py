@@ -148,6 +148,11 @@ def test_load_settings_sqlite_memory_url_is_accepted(tmp_path):
 # --- one line per bad variable --------------------------------------------------------------
 
 BAD_VALUES = [
+    # Refused by the Redis client only at the first request, were it not parsed at the start.
+    ("REDIS_URL", "redis://127.0.0.1:99999/0"),
+    ("REDIS_URL", "redis://[::1/0"),
+    ("REDIS_URL", "redis://127.0.0.1:6391/0?socket_timeout=abc"),
+    ("REDIS_URL", "redis+sentinel://127.0.0.1:99999/resistance"),
     ("APP_ENV", "prod"),
     ("APP_ENV", "Production"),
     ("DATABASE_URL", "mysql://db/resistance"),
@@ -364,3 +369,22 @@ def test_development_allows_several_workers_without_redis(tmp_path):
 )
 def test_load_settings_accepts_rates_within_bounds(tmp_path, rate):
     assert load(tmp_path, RATELIMIT_DEFAULT=rate)["RATELIMIT_DEFAULT"] == rate
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("REDIS_URL", "redis+sentinel://app:S3cretPW@127.0.0.1:99999/resistance"),
+        ("REDIS_URL", "redis://:S3cretPW@127.0.0.1:99999/0"),
+        ("REDIS_URL", "redis://:S3cret@PW@127.0.0.1:99999/0"),
+        ("DATABASE_URL", "mysql://app:S3cretPW@db.example/resistance"),
+        ("DATABASE_URL", "mysql:///resistance?host=db.example&password=S3cretPW&sslmode=require"),
+        ("METRICS_TOKEN", "S3cretPW"),
+    ],
+)
+def test_a_refused_value_is_shown_without_its_secret(tmp_path, name, raw):
+    """What a start prints ends up in deploy logs: the line names the variable, never a password
+    or token in it."""
+    (line,) = problems(tmp_path, **{name: raw})
+    assert line.startswith(f"{name}: ")
+    assert "S3cret" not in line and "PW@" not in line

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url, select, text
 
-from api.database import utcnow
+from api.database import server_incarnation, utcnow
 from api.extensions import db
 from api.idempotency import IdempotencyKey
 from tests.conftest import admin_sql, assert_problem, build_app, dispose, scratch_databases
@@ -92,10 +92,15 @@ def test_a_key_claimed_before_a_failover_is_taken_over_at_once_by_the_retry(node
     fingerprint = hashlib.sha256(f"POST {REGISTER}\n".encode() + payload).hexdigest()
     try:
         with app.app_context():
-            here = db.session.scalar(text("SELECT pg_postmaster_start_time()::text"))
+            # Claimed by a replica whose sessions run in another TimeZone (PGTZ): the same server.
+            db.session.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
+            elsewhere = db.session.scalar(select(server_incarnation()))
+            db.session.execute(text("SET TIME ZONE 'UTC'"))
+            here = db.session.scalar(select(server_incarnation()))
+            assert elsewhere == here and here.endswith("Z")
             for key, claimed_on in (
-                ("on-this-server", here),
-                ("on-the-lost-primary", "2026-01-01 00:00:00+00"),
+                ("on-this-server", elsewhere),
+                ("on-the-lost-primary", "2026-01-01T00:00:00.000000Z"),
             ):
                 db.session.add(
                     IdempotencyKey(

@@ -247,8 +247,16 @@ def test_sentinel_urls_name_the_sentinels_the_service_and_the_database(url, part
         "redis+sentinel://10.0.0.1:26379/resistance/zero",
         "redis+sentinel://10.0.0.1:26379/resistance/0/extra",
         "redis+sentinel://10.0.0.1:26379/resistance?ssl=true",
+        "redis+sentinel://10.0.0.1:26379/resistance?",
+        "redis+sentinel://10.0.0.1:26379/resistance#main",
+        "redis+sentinel://10.0.0.1:26379/resistance\n",
+        "redis+sentinel://10.0.0.1:26379//resistance",
+        "redis+sentinel://10.0.0.1:26379/my master",
+        "redis+sentinel://10.0.0.1:26379/%00",
+        "redis+sentinel://10.0.0.1:26379/resistance/\u0663",  # an Arabic-Indic digit
+        "redis+sentinel://10.0.0.1:26379/resistance/99999999999999999999",
     ],
 )
 def test_a_malformed_sentinel_url_is_refused(url):
-    with pytest.raises(ValueError, match="sentinel|service"):
+    with pytest.raises(ValueError, match="sentinel|service|spaces"):
         sentinel_parts(url)

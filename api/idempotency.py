@@ -127,11 +127,10 @@ def _claim(owner: str, key: str, fingerprint: str) -> str | Response:
         if insert_ignore(IdempotencyKey, {**claimed, **fresh}):
             return token
         row = session.get(IdempotencyKey, (owner, key), with_for_update=True, populate_existing=True)
-        here = session.scalar(select(server_incarnation()))
-        fresh["claimed_on"] = here
         if row is None or row.expires_at <= now:  # purged or expired meanwhile: a new claim
             renewed = {"expires_at": now + KEEP, "status": None, "headers": None, "body": None, **fresh}
-            session.merge(IdempotencyKey(owner=owner, key=key, **renewed))
+            here = session.scalar(select(server_incarnation()))
+            session.merge(IdempotencyKey(owner=owner, key=key, claimed_on=here, **renewed))
             return token
         if row.fingerprint != fingerprint:
             raise ProblemError(
@@ -141,6 +140,7 @@ def _claim(owner: str, key: str, fingerprint: str) -> str | Response:
             )
         if row.status is not None:
             return _replay(row)
+        here = session.scalar(select(server_incarnation()))  # only a claim still open asks
         if row.lease_until > now and row.claimed_on == here:
             raise ProblemError(
                 409,

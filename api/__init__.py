@@ -85,10 +85,11 @@ def register_blueprints(app: Flask, api: Api) -> None:
 def register_commands(app: Flask) -> None:
     """`flask accounts create …`, `flask robots sync`, `flask sessions purge` (and `flask db …`
     from Flask-Migrate)."""
-    from api.cli import accounts_cli, backup_cli, idempotency_cli, robots_cli, sessions_cli
+    from api.cli import accounts_cli, backup_cli, idempotency_cli, robots_cli, sessions_cli, spec_cli
 
     app.cli.add_command(accounts_cli)
     app.cli.add_command(robots_cli)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(backup_cli)
     app.cli.add_command(idempotency_cli)
+    app.cli.add_command(spec_cli)

@@ -1,5 +1,6 @@
 """Shell administration: `flask --app wsgi accounts create … --password-stdin`, `… robots sync`,
-`… sessions purge`, `… idempotency-keys purge`, `… backup create PATH`, `… backup restore PATH`."""
+`… sessions purge`, `… idempotency-keys purge`, `… backup create PATH`, `… backup restore PATH`,
+`… spec write PATH`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask.cli import AppGroup
 from api import backup, idempotency
 from api.accounts.models import Role
 from api.accounts.services import create_account
+from api.openapi import app_api, spec_yaml
 from api.problems import ProblemError
 from api.robots import services as robots
 from security.sessions import purge_expired
@@ -21,6 +23,7 @@ accounts_cli = AppGroup("accounts", help="Manage accounts.")
 robots_cli = AppGroup("robots", help="Manage the stored Robot CPU list.")
 sessions_cli = AppGroup("sessions", help="Maintain the session table.")
 backup_cli = AppGroup("backup", help="Back the database up, and restore a backup.")
+spec_cli = AppGroup("spec", help="The OpenAPI document.")
 idempotency_cli = AppGroup("idempotency-keys", help="Maintain the stored Idempotency-Key answers.")
 
 
@@ -97,3 +100,10 @@ def idempotency_purge_command() -> None:
     """Delete Idempotency-Key answers past their 24 hours (run it daily from cron; safe beside
     running servers)."""
     click.echo(f"purged {idempotency.purge_expired()} expired idempotency keys")
+
+
+@spec_cli.command("write")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def spec_write_command(path: Path) -> None:
+    """Write the OpenAPI document as YAML, in served order (`make openapi`: openapi.yaml)."""
+    path.write_text(spec_yaml(app_api()), encoding="utf-8")

@@ -279,7 +279,7 @@ STATIC_SETTINGS: dict[str, Any] = {
     "PASSWORD_HASH_PROFILE": "default",
     "API_TITLE": "Resistance API",
     "API_VERSION": "1.0.0",
-    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_VERSION": "3.1.0",
     "OPENAPI_URL_PREFIX": "/api/v1",
     "OPENAPI_JSON_PATH": "openapi.json",
 }

@@ -7,6 +7,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+import yaml
 from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
@@ -19,7 +20,8 @@ from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import IGNORED_ENDPOINTS as KEYLESS_POSTS
 from api.idempotency import REPLAYED
 from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME
-from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
+from api.schemas import ENUM_SCHEMA, ETAG_LIST_MAX, ETAG_LIST_PATTERN
+from security.headers import REQUEST_ID_PATTERN, no_store
 
 BEARER_SCHEME = "bearerAuth"
 REFRESH_SCHEME = "refreshToken"
@@ -46,14 +48,24 @@ PLAIN_TEXT = r"^[^\u0000-\u001F\u007F]*$"
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, as every 4xx/5xx response carries them."""
 
-    type = ma.fields.String(metadata={"format": "uri", "maxLength": 200})
-    title = ma.fields.String(metadata={"maxLength": 200, "pattern": PLAIN_TEXT})
-    status = ma.fields.Integer(validate=ma.validate.Range(100, 599), metadata={"format": "int32"})
-    detail = ma.fields.String(metadata={"maxLength": 2000, "pattern": PLAIN_TEXT})
+    type = ma.fields.String(required=True, metadata={"format": "uri", "maxLength": 200})
+    title = ma.fields.String(required=True, metadata={"maxLength": 200, "pattern": PLAIN_TEXT})
+    status = ma.fields.Integer(
+        required=True, validate=ma.validate.Range(100, 599), metadata={"format": "int32"}
+    )
+    detail = ma.fields.String(required=True, metadata={"maxLength": 2000, "pattern": PLAIN_TEXT})
+    # Absent only when the server refused the request before the app saw it (gunicorn's
+    # 400/414/431: security/headers.raw_problem), which has no path or id to give.
     instance = ma.fields.String(
         metadata={"maxLength": MAX_PATH_LENGTH, "pattern": "^/", "description": "The request path."}
     )
-    request_id = ma.fields.String(metadata={"maxLength": 128, "pattern": "^[A-Za-z0-9._-]{1,128}$"})
+    request_id = ma.fields.String(
+        metadata={
+            "maxLength": 128,
+            "pattern": REQUEST_ID_PATTERN,
+            "description": "The request's X-Request-ID, as in the server's log lines.",
+        }
+    )
     errors = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.List(
@@ -95,6 +107,8 @@ _RESPONSES: dict[str, tuple[str, str]] = {
 # never checks a token, so a 401 there would be a false promise.
 PUBLIC_WITH_401 = {"auth.Login": "Bad credentials, a malformed username or a disabled account."}
 
+NO_STORE = "Cache-Control-no-store"  # header component: Cache-Control with the value no-store
+REQUEST_ID = "X-Request-ID"
 _SECONDS = {"type": "integer", "format": "int32", "minimum": 0, "maximum": 2_147_483_647}
 RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 CORS_HEADER = "Access-Control-Allow-Origin"
@@ -128,6 +142,26 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "description": "Clients may store the response but must revalidate it (If-None-Match).",
         "schema": {"type": "string", "enum": ["private, no-cache"]},
     },
+    NO_STORE: {
+        "description": "Cache-Control: no-store. The body is private (tokens, sessions, "
+        "inventories, trades): no cache may keep it.",
+        "schema": {"type": "string", "enum": ["no-store"]},
+    },
+    REQUEST_ID: {
+        "description": "The request's id: the client's X-Request-ID when it matches the pattern, "
+        "else a new random one. The server's log lines and problem bodies carry the same id.",
+        "schema": {"type": "string", "maxLength": 128, "pattern": REQUEST_ID_PATTERN},
+    },
+    "Location": {
+        "description": "The created resource, as a relative reference (RFC 9110 §10.2.2; never "
+        "built from the request's Host).",
+        "schema": {"type": "string", "maxLength": 200, "pattern": "^/api/v1/[A-Za-z0-9/-]+$"},
+    },
+    "WWW-Authenticate": {
+        "description": 'The bearer challenge (RFC 6750 §3): error="invalid_token" when a token '
+        "was sent but refused.",
+        "schema": {"type": "string", "maxLength": 200, "pattern": "^Bearer "},
+    },
     "Access-Control-Allow-Origin": {
         "description": "Only when CORS_ORIGINS names the request's Origin (CORS is off by default).",
         "schema": {"type": "string", "maxLength": 2048, "pattern": "^https?://[^\\s/]+$"},
@@ -155,6 +189,12 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
         "another body is 422, and while the first request is still being processed, 409. Keys are "
         "per account (per client IP when anonymous).",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    },
+    "RequestId": {
+        "name": REQUEST_ID,
+        "description": "An id of the client's choosing for this request, echoed in the X-Request-ID "
+        "response header, the server's log lines and problem bodies (else the server mints one).",
+        "schema": {"type": "string", "maxLength": 128, "pattern": REQUEST_ID_PATTERN},
     },
     "IfMatch": {
         "name": "If-Match",
@@ -195,6 +235,25 @@ def _bounded_properties(
     return extra
 
 
+def _named_enum(
+    converter: Any,
+    field: ma.fields.Field,
+    ret: dict[str, Any],
+    **kwargs: Any,  # noqa: ARG001
+) -> dict[str, Any]:
+    """An enum field (api.schemas.enum_field) as a reference to its named schema, which holds the
+    values once: generated clients get one type per set of values instead of one per field.
+    OpenAPI 3.1 (JSON Schema 2020-12) keeps a $ref's siblings, such as a description."""
+    name = field.metadata.get(ENUM_SCHEMA)
+    if name is None:
+        return {}
+    named = {"type": ret.pop("type"), "enum": ret.pop("enum")}
+    schemas = converter.spec.components.schemas
+    if name not in schemas:
+        converter.spec.components.schema(name, named)
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def created_links(parameter: str, links: dict[str, tuple[str, str]]) -> dict[str, Any]:
     """OpenAPI links from a 201 body's id to the operations a client (and a stateful fuzzer) can
     call next: {name: (operationId, description)}, each passing the new id as `parameter`."""
@@ -223,6 +282,7 @@ class ProblemResponsesPlugin(BasePlugin):
         for plugin in spec.plugins:
             if isinstance(plugin, MarshmallowPlugin):
                 plugin.converter.add_attribute_function(_bounded_properties)  # type: ignore[union-attr]
+                plugin.converter.add_attribute_function(_named_enum)  # type: ignore[union-attr]
             if isinstance(plugin, FlaskPlugin):
                 plugin.register_converter(UUIDConverter, _uuid_path_schema)
         for name, header in _HEADERS.items():
@@ -235,7 +295,9 @@ class ProblemResponsesPlugin(BasePlugin):
                 "description": description,
                 "content": {PROBLEM_MIME: {"schema": "Problem"}},
             }
-            response["headers"] = {CORS_HEADER: CORS_HEADER}
+            response["headers"] = {REQUEST_ID: REQUEST_ID, CORS_HEADER: CORS_HEADER}
+            if status == "401":
+                response["headers"]["WWW-Authenticate"] = "WWW-Authenticate"
             if status.startswith("4"):
                 response["headers"].update({header: header for header in RATE_LIMIT_HEADERS})
             if status == "429":
@@ -281,8 +343,9 @@ class ProblemResponsesPlugin(BasePlugin):
                         doc.setdefault("headers", {})[REPLAYED] = REPLAYED
             for status in sorted(wanted):
                 responses.setdefault(status, _RESPONSES[status][0])
+            operation.setdefault("parameters", []).append("RequestId")
             self._caching(operation, responses)
-            self._response_headers(responses, limited)
+            self._response_headers(responses, limited, private=no_store(path or ""))
 
     @staticmethod
     def _describe(operation: dict[str, Any]) -> None:
@@ -315,15 +378,19 @@ class ProblemResponsesPlugin(BasePlugin):
             del operation["parameters"]
 
     @staticmethod
-    def _response_headers(responses: dict[str, Any], limited: bool) -> None:
-        """Inline responses carry the CORS header and, under /api/v1, 2xx-4xx the rate-limit
-        headers (the problem components carry them too)."""
+    def _response_headers(responses: dict[str, Any], limited: bool, private: bool) -> None:
+        """Inline responses carry the request id and the CORS header, under /api/v1 2xx-4xx the
+        rate-limit headers (the problem components carry them too), and on a private path
+        (security.headers.no_store) Cache-Control: no-store."""
         for status, response in responses.items():
             if isinstance(response, dict):
                 headers = response.setdefault("headers", {})
+                headers[REQUEST_ID] = REQUEST_ID
                 headers[CORS_HEADER] = CORS_HEADER
                 if limited and status[:1] in {"2", "3", "4"}:
                     headers.update({name: name for name in RATE_LIMIT_HEADERS})
+                if private:
+                    headers["Cache-Control"] = NO_STORE
 
 
 class ProblemApi(Api):
@@ -393,6 +460,20 @@ def register_security_scheme(api: Api) -> None:
             ),
         },
     )
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """YAML with no anchors or aliases: a value used twice is written twice, as JSON would."""
+
+    def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 - PyYAML's signature
+        return True
+
+
+def spec_yaml(api: Api) -> str:
+    """The OpenAPI document as YAML text (what `make openapi` writes to openapi.yaml): keys in
+    the order /api/v1/openapi.json serves them (the schemas' field order), no anchors, so a
+    client generated from either file is the same."""
+    return yaml.dump(api.spec.to_dict(), Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 API_EXTENSION = "resistance.api"

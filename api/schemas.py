@@ -6,6 +6,7 @@ import base64
 import re
 import struct
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +43,28 @@ class BaseSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+
+class ResponseSchema(BaseSchema):
+    """What the server sends: every field is in every body it answers, so the OpenAPI document
+    lists them all as `required` and a generated client types them as present. A value that can
+    be missing is sent as null (`allow_none`, documented `nullable`), never left out."""
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:  # noqa: ARG002
+        field_obj.required = True
+
+
+# Field metadata naming the OpenAPI schema an enum field refers to (api/openapi.py writes the
+# values once under that name and a $ref wherever the field appears).
+ENUM_SCHEMA = "enum_schema"
+
+
+def enum_field(schema_name: str, values: Sequence[str], **kwargs: Any) -> ma.fields.String:
+    """A string from a fixed set, documented once as the named schema `schema_name` and referenced
+    wherever it is used: a generated client then has one type per set (a survivor's gender read
+    back can be sent again), not one per field. Any other value is a validation error (422)."""
+    metadata = {ENUM_SCHEMA: schema_name, **kwargs.pop("metadata", {})}
+    return ma.fields.String(validate=validate.OneOf(list(values)), metadata=metadata, **kwargs)
 
 
 class UTCDateTimeField(ma.fields.DateTime):

@@ -12,7 +12,8 @@ from flask import Response, current_app, g, request
 from api.problems import PROBLEM_MIME, ProblemError, problem_body
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+REQUEST_ID_RE = re.compile(REQUEST_ID_PATTERN)
 _ETAG_LIST_RE = re.compile(ETAG_LIST_PATTERN)
 CONDITIONAL_HEADERS = ("If-None-Match", "If-Match")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -52,7 +53,9 @@ def check_conditional_headers() -> None:
             )
 
 
-def _no_store(path: str) -> bool:
+def no_store(path: str) -> bool:
+    """Whether responses under this path are private (`Cache-Control: no-store`); it also reads
+    an OpenAPI path template (api/openapi.py declares the header from it)."""
     return path.startswith(NO_STORE_PREFIXES) or (
         path.startswith("/api/v1/survivors/") and path.endswith("/inventory")
     )
@@ -74,8 +77,13 @@ def apply(response: Response) -> Response:
     headers["Content-Security-Policy"] = DOCS_CSP if is_docs else API_CSP
     if current_app.config.get("HSTS_ENABLED"):
         headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    if _no_store(request.path):
+    if no_store(request.path):
         headers["Cache-Control"] = "no-store"
+    if response.status_code == HTTPStatus.NO_CONTENT:
+        # RFC 9110 §15.3.5: no content, so no Content-Type (flask-smorest types its empty
+        # answers as JSON, and a replayed 204 kept it); werkzeug drops Content-Length itself.
+        headers.pop("Content-Type", None)
+        response.set_data(b"")
     return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import url_for
 from flask.views import MethodView
 from flask_jwt_extended import current_user
 
@@ -48,16 +49,17 @@ class Accounts(MethodView):
 
     @role_required("admin")
     @blp.arguments(AccountCreateSchema)
-    @blp.response(201, AccountSchema)
+    @blp.response(201, AccountSchema, headers={"Location": "Location"})
     @blp.alt_response(409, "Conflict")
     @blp.doc(responses={201: {"links": CREATED_LINKS}})
     def post(self, body: dict[str, Any]) -> Any:
         """Create an account with any role.
 
         Admin only. A username taken in any letter case is 409; a short or common password is
-        422.
+        422. The 201 carries the account's Location (where PATCH changes it).
         """
-        return services.create_account(body["username"], body["password"], body["role"])
+        account = services.create_account(body["username"], body["password"], body["role"])
+        return account, {"Location": url_for("accounts.AccountById", account_id=account.id)}
 
 
 @blp.route("/<uuid:account_id>")

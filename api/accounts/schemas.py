@@ -9,12 +9,21 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.accounts.models import Role
-from api.schemas import BaseSchema, CursorPageQuerySchema, UTCDateTimeField, page_schema, uuid_field
+from api.schemas import (
+    BaseSchema,
+    CursorPageQuerySchema,
+    ResponseSchema,
+    UTCDateTimeField,
+    enum_field,
+    page_schema,
+    uuid_field,
+)
 from security.passwords import MAX_LENGTH, MIN_LENGTH
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,32}$"
 USERNAME_RULE = "Use 3-32 characters of A-Z a-z 0-9 . _ -"
 ROLES = [role.value for role in Role]
+ROLE_SCHEMA = "Role"
 _USERNAME_RE = re.compile(USERNAME_PATTERN)
 
 
@@ -67,33 +76,33 @@ class RegisterSchema(BaseSchema):
 class AccountCreateSchema(RegisterSchema):
     """An admin creates an account with any role."""
 
-    role = ma.fields.String(required=True, validate=validate.OneOf(ROLES), metadata={"enum": ROLES})
+    role = enum_field(ROLE_SCHEMA, ROLES, required=True)
 
 
 class AccountUpdateSchema(BaseSchema):
     """Role change, disable/enable, and a password reset (which ends every session)."""
 
-    role = ma.fields.String(validate=validate.OneOf(ROLES), metadata={"enum": ROLES})
+    role = enum_field(ROLE_SCHEMA, ROLES)
     disabled = StrictBoolean()
     password = password_field(required=False)
 
 
-class AccountSchema(BaseSchema):
+class AccountSchema(ResponseSchema):
     """An account as clients see it."""
 
     id = uuid_field(dump_only=True)
     username = ma.fields.String(metadata={"maxLength": 32, "pattern": USERNAME_PATTERN})
-    role = ma.fields.String(metadata={"enum": ROLES})
+    role = enum_field(ROLE_SCHEMA, ROLES)
     disabled = ma.fields.Boolean()
     created_at = UTCDateTimeField()
 
 
-class RegisteredSchema(BaseSchema):
+class RegisteredSchema(ResponseSchema):
     """The body of 201 from register: {"id","username","role","created_at"}."""
 
     id = uuid_field(dump_only=True)
     username = ma.fields.String(metadata={"maxLength": 32, "pattern": USERNAME_PATTERN})
-    role = ma.fields.String(metadata={"enum": ROLES})
+    role = enum_field(ROLE_SCHEMA, ROLES)
     created_at = UTCDateTimeField()
 
 

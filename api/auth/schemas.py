@@ -5,8 +5,16 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.accounts.schemas import ROLES, password_field
-from api.schemas import BaseSchema, CursorPageQuerySchema, UTCDateTimeField, page_schema, uuid_field
+from api.accounts.schemas import ROLE_SCHEMA, ROLES, password_field
+from api.schemas import (
+    BaseSchema,
+    CursorPageQuerySchema,
+    ResponseSchema,
+    UTCDateTimeField,
+    enum_field,
+    page_schema,
+    uuid_field,
+)
 from security.sessions import USER_AGENT_MAX_LENGTH
 
 JWT_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
@@ -38,7 +46,7 @@ class PasswordChangeSchema(BaseSchema):
     new_password = password_field()
 
 
-class SessionSchema(BaseSchema):
+class SessionSchema(ResponseSchema):
     """One live session (a login) of the caller; `current` marks the one of the token used."""
 
     id = uuid_field(dump_only=True)
@@ -64,12 +72,12 @@ SessionPageSchema = page_schema(SessionSchema, "SessionPage")
 SessionQuerySchema = CursorPageQuerySchema
 
 
-class TokenPairSchema(BaseSchema):
+class TokenPairSchema(ResponseSchema):
     """A fresh access + refresh token pair."""
 
     access_token = ma.fields.String(metadata={"maxLength": 4096, "pattern": JWT_PATTERN})
     refresh_token = ma.fields.String(metadata={"maxLength": 4096, "pattern": JWT_PATTERN})
-    token_type = ma.fields.String(metadata={"enum": ["Bearer"]})
+    token_type = enum_field("TokenType", ["Bearer"])
     expires_in = ma.fields.Integer(metadata={"format": "int32", "minimum": 1, "maximum": 86400})
 
 
@@ -81,10 +89,10 @@ class LogoutSchema(BaseSchema):
     )
 
 
-class MeSchema(BaseSchema):
+class MeSchema(ResponseSchema):
     """Who the token belongs to, and its survivor profile if any."""
 
     id = uuid_field()
     username = ma.fields.String(metadata={"maxLength": 32, "pattern": r"^[A-Za-z0-9._-]{3,32}$"})
-    role = ma.fields.String(metadata={"enum": ROLES})
+    role = enum_field(ROLE_SCHEMA, ROLES)
     survivor_id = uuid_field(allow_none=True)

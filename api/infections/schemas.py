@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.schemas import BaseSchema, uuid_field
+from api.schemas import BaseSchema, ResponseSchema, uuid_field
 
 
 class InfectionReportInSchema(BaseSchema):
@@ -13,7 +13,7 @@ class InfectionReportInSchema(BaseSchema):
     reporter_id = uuid_field(metadata={"description": "Admins only: the reporting survivor."})
 
 
-class InfectionReportSchema(BaseSchema):
+class InfectionReportSchema(ResponseSchema):
     """Where the reported survivor stands after this report."""
 
     survivor_id = uuid_field()

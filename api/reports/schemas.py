@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.schemas import BaseSchema
+from api.schemas import ResponseSchema
 
 PERCENT = {"format": "double", "minimum": 0, "maximum": 100}
 
 
-class InfectionReportSummarySchema(BaseSchema):
+class InfectionReportSummarySchema(ResponseSchema):
     """Counts and percentages of infected and non-infected survivors."""
 
     total = ma.fields.Integer(metadata={"format": "int64", "minimum": 0})
@@ -19,7 +19,7 @@ class InfectionReportSummarySchema(BaseSchema):
     non_infected_percentage = ma.fields.Float(metadata=PERCENT)
 
 
-class AveragesSchema(BaseSchema):
+class AveragesSchema(ResponseSchema):
     """Average of each item per non-infected survivor."""
 
     water = ma.fields.Float(metadata={"format": "double", "minimum": 0})
@@ -28,7 +28,7 @@ class AveragesSchema(BaseSchema):
     ammunition = ma.fields.Float(metadata={"format": "double", "minimum": 0})
 
 
-class ResourcesReportSchema(BaseSchema):
+class ResourcesReportSchema(ResponseSchema):
     """Averages over the non-infected, and the points held by the infected."""
 
     average_per_survivor = ma.fields.Nested(AveragesSchema)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import validate
 
 from api.openapi import RFC3339_UTC
 from api.robots.client import CATEGORIES, MAX_MODEL, MAX_SERIAL
-from api.schemas import BaseSchema, PageQuerySchema, UTCDateTimeField, page_schema
+from api.schemas import BaseSchema, PageQuerySchema, ResponseSchema, UTCDateTimeField, enum_field, page_schema
 
 SOURCES = ["upstream", "cache", "snapshot"]
+CATEGORY_SCHEMA = "RobotCategory"
 COUNT = {"format": "int64", "minimum": 0}
 TEXT = r"^[^\u0000-\u001F\u007F]*$"
 
 
-class RobotSchema(BaseSchema):
+class RobotSchema(ResponseSchema):
     """One robot as the API shows it."""
 
     model = ma.fields.String(metadata={"minLength": 1, "maxLength": MAX_MODEL, "pattern": TEXT})
@@ -22,20 +22,21 @@ class RobotSchema(BaseSchema):
     manufactured_date = ma.fields.String(
         metadata={"format": "date-time", "maxLength": 32, "pattern": RFC3339_UTC}
     )
-    category = ma.fields.String(metadata={"enum": list(CATEGORIES)})
+    category = enum_field(CATEGORY_SCHEMA, CATEGORIES)
 
 
 class RobotQuerySchema(PageQuerySchema):
     """?category=Flying|Land plus paging."""
 
-    category = ma.fields.String(validate=validate.OneOf(CATEGORIES), metadata={"enum": list(CATEGORIES)})
+    category = enum_field(CATEGORY_SCHEMA, CATEGORIES)
 
 
 def _source() -> ma.fields.String:
-    return ma.fields.String(
+    return enum_field(
+        "RobotDataSource",
+        SOURCES,
         required=True,
         metadata={
-            "enum": SOURCES,
             "description": "upstream: fetched during this request; cache: the stored copy; "
             "snapshot: bundled real data, served while no good copy was ever fetched.",
         },

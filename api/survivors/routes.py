@@ -56,7 +56,7 @@ class Survivors(MethodView):
         return page_response(window, items, total)
 
     @blp.arguments(SurvivorCreateSchema)
-    @blp.response(201, SurvivorSchema)
+    @blp.response(201, SurvivorSchema, headers={"Location": "Location", "ETag": "ETag"})
     @blp.alt_response(409, "Conflict")
     @blp.doc(responses={201: {"links": CREATED_LINKS}})
     def post(self, body: dict[str, Any]) -> Any:

@@ -12,13 +12,16 @@ from api.schemas import (
     BaseSchema,
     CleanText,
     CursorPageQuerySchema,
+    ResponseSchema,
     UTCDateTimeField,
     bounded_int,
+    enum_field,
     page_schema,
     uuid_field,
 )
 
 GENDERS = ["female", "male", "non-binary", "unspecified"]
+GENDER_SCHEMA = "Gender"
 MAX_ITEM = 100_000
 # Control characters (C0, DEL, C1) are refused anywhere in a name: PostgreSQL cannot store NUL,
 # and newlines or escapes have no place in a name that ends up in logs and dashboards.
@@ -53,12 +56,16 @@ class LocationSchema(BaseSchema):
 
 
 class InventoryInSchema(BaseSchema):
-    """Starting inventory; a missing item means 0."""
+    """Starting inventory; a missing item means 0.
 
-    water = bounded_int(0, MAX_ITEM, load_default=0)
-    food = bounded_int(0, MAX_ITEM, load_default=0)
-    medication = bounded_int(0, MAX_ITEM, load_default=0)
-    ammunition = bounded_int(0, MAX_ITEM, load_default=0)
+    No item carries a `default` (the service counts a missing one as 0): some generators (such
+    as openapi-typescript) make a property with a default required, and every item is optional.
+    """
+
+    water = bounded_int(0, MAX_ITEM)
+    food = bounded_int(0, MAX_ITEM)
+    medication = bounded_int(0, MAX_ITEM)
+    ammunition = bounded_int(0, MAX_ITEM)
 
 
 class SurvivorCreateSchema(BaseSchema):
@@ -70,18 +77,18 @@ class SurvivorCreateSchema(BaseSchema):
         metadata=NAME_META,
     )
     age = bounded_int(0, 150, required=True)
-    gender = ma.fields.String(required=True, validate=validate.OneOf(GENDERS), metadata={"enum": GENDERS})
+    gender = enum_field(GENDER_SCHEMA, GENDERS, required=True)
     location = ma.fields.Nested(LocationSchema, required=True)
     inventory = ma.fields.Nested(InventoryInSchema, load_default=dict)
 
 
-class SurvivorSchema(BaseSchema):
+class SurvivorSchema(ResponseSchema):
     """A survivor as clients see it."""
 
     id = uuid_field()
     name = ma.fields.String(metadata=NAME_META)
     age = bounded_int(0, 150)
-    gender = ma.fields.String(metadata={"enum": GENDERS})
+    gender = enum_field(GENDER_SCHEMA, GENDERS)
     location = ma.fields.Nested(LocationSchema)
     infected = ma.fields.Boolean()
     infection_reports = ma.fields.Integer(metadata={"format": "int32", "minimum": 0})
@@ -90,7 +97,7 @@ class SurvivorSchema(BaseSchema):
     updated_at = UTCDateTimeField()
 
 
-class InventorySchema(BaseSchema):
+class InventorySchema(ResponseSchema):
     """A survivor's items and their total points."""
 
     survivor_id = uuid_field()

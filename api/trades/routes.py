@@ -51,7 +51,7 @@ class Trades(MethodView):
         return page_response(window, items, total)
 
     @blp.arguments(TradeCreateSchema)
-    @blp.response(201, TradeSchema)
+    @blp.response(201, TradeSchema, headers={"Location": "Location"})
     @blp.alt_response(409, "Conflict")
     @blp.doc(responses={201: {"links": CREATED_LINKS}})
     def post(self, body: dict[str, Any]) -> Any:

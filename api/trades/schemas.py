@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from marshmallow import validate
 
 from api.schemas import (
     BaseSchema,
     CursorPageQuerySchema,
+    ResponseSchema,
     UTCDateTimeField,
     bounded_int,
+    enum_field,
     page_schema,
     uuid_field,
 )
@@ -19,6 +20,7 @@ from api.survivors.models import ITEMS
 from api.trades.models import MAX_QUANTITY, Status
 
 STATUSES = [status.value for status in Status]
+STATUS_SCHEMA = "TradeStatus"
 SIDE_META = {"minProperties": 1, "maxProperties": len(ITEMS)}
 
 
@@ -44,7 +46,7 @@ class TradeCreateSchema(BaseSchema):
     request = ma.fields.Nested(TradeItemsSchema, required=True, metadata=SIDE_META)
 
 
-class TradeSchema(BaseSchema):
+class TradeSchema(ResponseSchema):
     """A trade as its parties see it."""
 
     id = uuid_field()
@@ -52,7 +54,7 @@ class TradeSchema(BaseSchema):
     partner_id = uuid_field()
     offer = ma.fields.Nested(TradeItemsSchema, metadata=SIDE_META)
     request = ma.fields.Nested(TradeItemsSchema, metadata=SIDE_META)
-    status = ma.fields.String(metadata={"enum": STATUSES})
+    status = enum_field(STATUS_SCHEMA, STATUSES)
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
 
@@ -60,7 +62,7 @@ class TradeSchema(BaseSchema):
 class TradeQuerySchema(CursorPageQuerySchema):
     """?status= plus paging."""
 
-    status = ma.fields.String(validate=validate.OneOf(STATUSES), metadata={"enum": STATUSES})
+    status = enum_field(STATUS_SCHEMA, STATUSES)
 
 
 class TradeActionSchema(BaseSchema):

@@ -32,6 +32,7 @@ test: $(VENV)/.dev node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/bandit -q -r api security -ll
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict clients/python/resistance_api_client clients/examples  # the generated client as used
 	node_modules/.bin/spectral lint openapi.yaml --fail-severity=warn
 	rm -f .coverage
 	$(PY) -m pytest --cov --cov-report= -p no:cacheprovider
@@ -39,10 +40,14 @@ test: $(VENV)/.dev node_modules/.installed
 	$(PY) -m coverage report
 	$(PY) -m tests.run_schemathesis
 
-## Rewrite openapi.yaml from the app (a test fails when they differ).
-openapi: $(VENV)/.runtime
+## Rewrite openapi.yaml from the app (a test fails when they differ), then the Python client
+## clients/python from it (tests/test_python_client.py runs the same generator command).
+openapi: $(VENV)/.dev
 	JWT_SECRET_KEY=openapi-generation-only-secret-0123456789 DATABASE_URL=sqlite:// \
-		$(VENV)/bin/flask --app wsgi openapi write --format=yaml openapi.yaml
+		$(VENV)/bin/flask --app wsgi spec write openapi.yaml
+	rm -rf clients/python
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/openapi-python-client generate --path openapi.yaml \
+		--config clients/openapi-python-client.yaml --meta pdm --fail-on-warning --output-path clients/python
 
 ## The OWASP contract scan alone (make test runs it too).
 spectral: node_modules/.installed

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POSTs (draft-ietf-httpapi-idempotency-key-header; API.md §1).
+"""Idempotency-Key on POSTs (draft-ietf-httpapi-idempotency-key-header; docs/api.md, Idempotency-Key).
 
 A client that did not hear back from a POST retries it with the same `Idempotency-Key` (1–255
 printable ASCII characters), through any replica, after any failover: it gets the first response

@@ -41,6 +41,9 @@ class Blueprint(flask_smorest.Blueprint):
 # Bounds that hold for every problem document: the path is bounded by gunicorn's
 # limit_request_line (4094), and a 64 KiB body cannot name more than 16384 fields.
 MAX_PATH_LENGTH = 4094
+# gunicorn's limit_request_field_size (8190) bounds a whole header line, "Name: value" and its
+# CRLF: a longer one is 431.
+MAX_HEADER_LINE = 8190
 # Text we write ourselves (titles, details, validation messages): no control characters.
 PLAIN_TEXT = r"^[^\u0000-\u001F\u007F]*$"
 
@@ -143,8 +146,9 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "enum": ["private, no-cache"]},
     },
     NO_STORE: {
-        "description": "Cache-Control: no-store. The body is private (tokens, sessions, "
-        "inventories, trades): no cache may keep it.",
+        "description": "no-store: no cache may keep this answer. Sent on every answer under "
+        "/api/v1/auth/, /api/v1/trades and a survivor's inventory (tokens, sessions, what "
+        "survivors hold and trade).",
         "schema": {"type": "string", "enum": ["no-store"]},
     },
     REQUEST_ID: {
@@ -192,9 +196,16 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "RequestId": {
         "name": REQUEST_ID,
-        "description": "An id of the client's choosing for this request, echoed in the X-Request-ID "
-        "response header, the server's log lines and problem bodies (else the server mints one).",
-        "schema": {"type": "string", "maxLength": 128, "pattern": REQUEST_ID_PATTERN},
+        "description": "An id of the client's choosing for this request. One that matches "
+        f"{REQUEST_ID_PATTERN} is echoed in the X-Request-ID response header, the server's log "
+        "lines and problem bodies; any other value is ignored (never refused) and the server "
+        "mints an id instead.",
+        # Any value is accepted: the schema bounds only the length (gunicorn's header limit).
+        "schema": {
+            "type": "string",
+            "maxLength": MAX_HEADER_LINE - len(f"{REQUEST_ID}: \r\n"),
+            "pattern": "^.*$",
+        },
     },
     "IfMatch": {
         "name": "If-Match",
@@ -273,6 +284,23 @@ def operation_id(endpoint: str, method: str) -> str:
     return method + "".join(part[:1].upper() + part[1:] for part in view.split("_"))
 
 
+def _problem_headers(status: str) -> dict[str, str]:
+    """What a problem answer may carry (each only where it applies): the request id and CORS
+    always; under /api/v1 the rate-limit headers (counted before the answer was known) and, on a
+    private path, Cache-Control: no-store; a 4xx to a keyed POST may be a replay; 401 challenges;
+    409 (a keyed request still in progress) and 429 say when to retry."""
+    headers = {REQUEST_ID: REQUEST_ID, CORS_HEADER: CORS_HEADER}
+    headers |= {name: name for name in RATE_LIMIT_HEADERS}
+    headers["Cache-Control"] = NO_STORE
+    if status.startswith("4"):
+        headers[REPLAYED] = REPLAYED
+    if status == "401":
+        headers["WWW-Authenticate"] = "WWW-Authenticate"
+    if status in {"409", "429"}:
+        headers["Retry-After"] = "Retry-After"
+    return headers
+
+
 class ProblemResponsesPlugin(BasePlugin):
     """Documents what every operation shares, so no view repeats it: problem responses, 429,
     rate-limit and caching headers, operationIds, bounded path ids and integers."""
@@ -295,14 +323,7 @@ class ProblemResponsesPlugin(BasePlugin):
                 "description": description,
                 "content": {PROBLEM_MIME: {"schema": "Problem"}},
             }
-            response["headers"] = {REQUEST_ID: REQUEST_ID, CORS_HEADER: CORS_HEADER}
-            if status == "401":
-                response["headers"]["WWW-Authenticate"] = "WWW-Authenticate"
-            if status.startswith("4"):
-                response["headers"].update({header: header for header in RATE_LIMIT_HEADERS})
-            if status == "429":
-                response["headers"]["Retry-After"] = "Retry-After"
-            spec.components.response(name, response)
+            spec.components.response(name, response | {"headers": _problem_headers(status)})
 
     def operation_helper(
         self,

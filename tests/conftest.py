@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, make_url, text
 from api import create_app
 from api.extensions import db
 from api.redis_store import HISTORY_KEY
+from tests.contract import ContractClient
 from tests.databases import refusal_to_empty
 
 SECRET = "test-secret-" + "x1y2z3w4" * 6
@@ -289,6 +290,8 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    """The test client, holding every answer's headers to openapi.yaml (tests/contract.py)."""
+    app.test_client_class = ContractClient
     return app.test_client()
 
 

@@ -1,4 +1,4 @@
-"""/docs (Swagger UI, offline) and /api/v1/openapi.json (API.md §7), and the apispec plugin."""
+"""/docs (Swagger UI, offline) and /api/v1/openapi.json (docs/api.md, Operations), and the apispec plugin."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from swagger_ui_bundle import swagger_ui_path
 
+from api.docs.routes import SWAGGER_UI
 from api.openapi import (
     BEARER_SCHEME,
     REFRESH_SCHEME,
@@ -91,7 +91,7 @@ def test_docs_page_assets_are_all_served(client):
 def test_docs_vendor_file_is_served_from_the_bundle(client, name):
     response = _get(client, f"/docs/{name}")
     assert response.status_code == 200
-    assert response.data == (Path(swagger_ui_path) / name).read_bytes()
+    assert response.data == (SWAGGER_UI / name).read_bytes()
     assert "max-age=3600" in response.headers["Cache-Control"]
 
 

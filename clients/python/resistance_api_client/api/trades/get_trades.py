@@ -1,0 +1,296 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
+from ...models.trade_page import TradePage
+from ...models.trade_status import TradeStatus
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    page: int | Unset = 1,
+    page_size: int | Unset = 20,
+    after: str | Unset = UNSET,
+    before: str | Unset = UNSET,
+    status: TradeStatus | Unset = UNSET,
+    x_request_id: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(x_request_id, Unset):
+        headers["X-Request-ID"] = x_request_id
+
+    params: dict[str, Any] = {}
+
+    params["page"] = page
+
+    params["page_size"] = page_size
+
+    params["after"] = after
+
+    params["before"] = before
+
+    json_status: str | Unset = UNSET
+    if not isinstance(status, Unset):
+        json_status = status.value
+
+    params["status"] = json_status
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/api/v1/trades",
+        "params": params,
+    }
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | TradePage | None:
+    if response.status_code == 200:
+        response_200 = TradePage.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 414:
+        response_414 = Problem.from_dict(response.json())
+
+        return response_414
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | TradePage]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    page: int | Unset = 1,
+    page_size: int | Unset = 20,
+    after: str | Unset = UNSET,
+    before: str | Unset = UNSET,
+    status: TradeStatus | Unset = UNSET,
+    x_request_id: str | Unset = UNSET,
+) -> Response[Problem | TradePage]:
+    """List the trades you are party to (admins: all), optionally by status.
+
+     Any account; an account without a survivor profile sees an empty page (admins see every
+    trade). Oldest first.
+
+    Args:
+        page (int | Unset):  Default: 1.
+        page_size (int | Unset):  Default: 20.
+        after (str | Unset):
+        before (str | Unset):
+        status (TradeStatus | Unset):
+        x_request_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | TradePage]
+    """
+
+    kwargs = _get_kwargs(
+        page=page,
+        page_size=page_size,
+        after=after,
+        before=before,
+        status=status,
+        x_request_id=x_request_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient | Client,
+    page: int | Unset = 1,
+    page_size: int | Unset = 20,
+    after: str | Unset = UNSET,
+    before: str | Unset = UNSET,
+    status: TradeStatus | Unset = UNSET,
+    x_request_id: str | Unset = UNSET,
+) -> Problem | TradePage | None:
+    """List the trades you are party to (admins: all), optionally by status.
+
+     Any account; an account without a survivor profile sees an empty page (admins see every
+    trade). Oldest first.
+
+    Args:
+        page (int | Unset):  Default: 1.
+        page_size (int | Unset):  Default: 20.
+        after (str | Unset):
+        before (str | Unset):
+        status (TradeStatus | Unset):
+        x_request_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | TradePage
+    """
+
+    return sync_detailed(
+        client=client,
+        page=page,
+        page_size=page_size,
+        after=after,
+        before=before,
+        status=status,
+        x_request_id=x_request_id,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    page: int | Unset = 1,
+    page_size: int | Unset = 20,
+    after: str | Unset = UNSET,
+    before: str | Unset = UNSET,
+    status: TradeStatus | Unset = UNSET,
+    x_request_id: str | Unset = UNSET,
+) -> Response[Problem | TradePage]:
+    """List the trades you are party to (admins: all), optionally by status.
+
+     Any account; an account without a survivor profile sees an empty page (admins see every
+    trade). Oldest first.
+
+    Args:
+        page (int | Unset):  Default: 1.
+        page_size (int | Unset):  Default: 20.
+        after (str | Unset):
+        before (str | Unset):
+        status (TradeStatus | Unset):
+        x_request_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | TradePage]
+    """
+
+    kwargs = _get_kwargs(
+        page=page,
+        page_size=page_size,
+        after=after,
+        before=before,
+        status=status,
+        x_request_id=x_request_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient | Client,
+    page: int | Unset = 1,
+    page_size: int | Unset = 20,
+    after: str | Unset = UNSET,
+    before: str | Unset = UNSET,
+    status: TradeStatus | Unset = UNSET,
+    x_request_id: str | Unset = UNSET,
+) -> Problem | TradePage | None:
+    """List the trades you are party to (admins: all), optionally by status.
+
+     Any account; an account without a survivor profile sees an empty page (admins see every
+    trade). Oldest first.
+
+    Args:
+        page (int | Unset):  Default: 1.
+        page_size (int | Unset):  Default: 20.
+        after (str | Unset):
+        before (str | Unset):
+        status (TradeStatus | Unset):
+        x_request_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | TradePage
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            page=page,
+            page_size=page_size,
+            after=after,
+            before=before,
+            status=status,
+            x_request_id=x_request_id,
+        )
+    ).parsed

@@ -1,4 +1,4 @@
-"""gunicorn settings, all from the environment the app validates (contract §8)."""
+"""gunicorn settings, all from the environment the app validates (README: Configuration)."""
 
 import os
 import shutil
@@ -140,17 +140,34 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
         raise
 
 
-def when_ready(server):  # noqa: ARG001 - gunicorn's hook signature
-    """Say where the API answers: gunicorn logs at warning, so it would not say so itself."""
-    print(f"Resistance API: serving on http://{bind}", file=sys.stderr, flush=True)  # noqa: T201
+def when_ready(server):
+    """Once, in the master, when the sockets listen: say where the API, its reference and its
+    spec answer. gunicorn logs at warning (the app writes its own access lines), so it would not
+    say so itself, and a newcomer running `make run` would be left guessing the URL. The
+    addresses are the bound sockets', so a `-b` on the command line or PORT=0 shows the real one."""
+    for listener in server.LISTENERS:
+        print(serving_line(str(listener)), file=sys.stderr, flush=True)  # noqa: T201
+
+
+def serving_line(address: str) -> str:
+    """The line for one listener: gunicorn writes TCP ones as http://HOST:PORT (IPv6 in
+    brackets), a Unix socket as unix:PATH, which has no URL to click."""
+    if not address.startswith(("http://", "https://")):
+        paths = "API under /api/v1, reference /docs, spec /api/v1/openapi.json"
+        return f"Resistance API serving on {address} ({paths})"
+    return (
+        f"Resistance API serving on {address}/api/v1 "
+        f"(reference: {address}/docs, spec: {address}/api/v1/openapi.json)"
+    )
 
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _fresh_metrics_directory():
-    """Prometheus multiprocess mode (API.md §7, api/metrics.py): every process writes its samples
-    to files in one directory, and a scrape sums them, so /metrics counts the whole server.
+    """Prometheus multiprocess mode (docs/api.md, GET /metrics; api/metrics.py): every process
+    writes its samples to files in one directory, and a scrape sums them, so /metrics counts the
+    whole server.
 
     The directory is new and empty for each master (mkdtemp under TMPDIR, mode 0700): no stale
     file of an earlier run, or of another server on this machine, can leak in, and a binary

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Entry point of the API image: Docker secrets into the environment, then the command.
 #
-# The app reads its secrets from environment variables (API.md §8). With Docker secrets, set
+# The app reads its secrets from environment variables (README: Configuration). With Docker secrets, set
 # NAME_FILE=/run/secrets/... instead of NAME (the convention of the official images): for each
 # name below whose NAME_FILE is set, NAME is exported with the file's contents (trailing
 # newlines dropped) and NAME_FILE is removed. Setting both NAME and NAME_FILE is an error.

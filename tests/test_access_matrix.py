@@ -14,7 +14,7 @@ from werkzeug.routing import Rule
 
 from tests.conftest import SECRET, assert_problem
 
-# The contract's public list (API.md §1): nothing else may answer without a token.
+# The public operations (docs/api.md, Authentication): nothing else may answer without a token.
 PUBLIC_RULES = {
     ("/healthz", "GET"),
     ("/healthz", "HEAD"),
@@ -29,8 +29,9 @@ PUBLIC_RULES = {
     ("/api/v1/auth/register", "POST"),
     ("/api/v1/auth/login", "POST"),
 }
-# Not behind the JWT gate either, but behind its own token (API.md §7): METRICS_TOKEN as a bearer
-# token, 401 without it, 404 while METRICS_TOKEN is unset. Proven below, not left open.
+# Not behind the JWT gate either, but behind its own token (docs/api.md, GET /metrics):
+# METRICS_TOKEN as a bearer token, 401 without it, 404 while METRICS_TOKEN is unset. Proven
+# below, not left open.
 METRICS_RULES = {("/metrics", "GET"), ("/metrics", "HEAD")}
 METRICS_TOKEN = "metrics-" + "k9Q2vX7pL4" * 4
 

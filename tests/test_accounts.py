@@ -1,4 +1,4 @@
-"""/api/v1/accounts: admin account management, roles and disabling (API.md §2)."""
+"""/api/v1/accounts: admin account management, roles and disabling (docs/api.md, Accounts)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""/api/v1/auth: register, login, refresh, logout and me, as clients use them (API.md §2)."""
+"""/api/v1/auth: register, login, refresh, logout and me, as clients use them (docs/api.md, Auth
+and sessions)."""
 
 from __future__ import annotations
 
@@ -431,7 +432,7 @@ def test_logout_is_204_and_kills_the_access_token(client, make):
 
 
 def test_logout_without_refresh_token_ends_the_session_its_refresh_token_too(client, make):
-    """API.md §2 (v1.1): logout ends the session the access token belongs to."""
+    """docs/api.md, POST /api/v1/auth/logout: logout ends the session the access token belongs to."""
     account = make.account("survivor")
     assert client.post(LOGOUT, headers=account["headers"]).status_code == 204
     assert_problem(client.post(REFRESH, headers=bearer(account["refresh_token"])), 401)

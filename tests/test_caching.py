@@ -1,4 +1,4 @@
-"""HTTP caching (contract §1): ETags from a stored version, 304s, fresh reports after every write."""
+"""HTTP caching (docs/api.md, Caching): ETags from a stored version, 304s, fresh reports after every write."""
 
 from __future__ import annotations
 

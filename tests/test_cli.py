@@ -1,4 +1,5 @@
-"""Shell administration and first start: `flask accounts create` and api.bootstrap.prepare (API.md §8)."""
+"""Shell administration and first start: `flask accounts create` and api.bootstrap.prepare
+(README: Administration)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""api.config.load_settings: defaults, one clear line per bad variable, production's refusals (API.md §8)."""
+"""api.config.load_settings: defaults, one clear line per bad variable, production's refusals
+(README: Configuration)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CORS (SECURITY.md API8): off unless CORS_ORIGINS names origins."""
+"""CORS (OWASP API8:2023, security misconfiguration): off unless CORS_ORIGINS names origins."""
 
 from __future__ import annotations
 

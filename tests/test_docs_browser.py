@@ -1,4 +1,4 @@
-"""/docs in a real browser (API.md §7): headless Chromium against a real gunicorn on loopback.
+"""/docs in a real browser (docs/api.md, Operations): headless Chromium against a real gunicorn on loopback.
 
 The page must render the operations from the app's own files with no console error and no CSP
 violation, and "Authorize" then "Try it out" / "Execute" on GET /api/v1/survivors must show a

@@ -1,7 +1,7 @@
-"""A request that meets a PostgreSQL failover (API.md; issue 14): a write reaching a node that a
-failover demoted is a 503 problem with Retry-After, never a 500 and never a write, and the pool
-then reaches the new primary by itself. Runs on PostgreSQL in every pass, with a database of its
-own made read-only the way a standby is."""
+"""A request that meets a PostgreSQL failover (README: PostgreSQL failover; issue 14): a write
+reaching a node that a failover demoted is a 503 problem with Retry-After, never a 500 and never a
+write, and the pool then reaches the new primary by itself. Runs on PostgreSQL in every pass,
+with a database of its own made read-only the way a standby is."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Cross-cutting HTTP rules (API.md §1): JSON bodies, problem+json errors, request ids, headers."""
+"""Cross-cutting HTTP rules (docs/api.md, Conventions): JSON bodies, problem+json errors, request
+ids, headers."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Idempotency-Key on POSTs (API.md §1, api/idempotency.py), through HTTP as clients send it:
-a retry gets the first answer and nothing is done twice, on SQLite and PostgreSQL alike."""
+"""Idempotency-Key on POSTs (docs/api.md, Idempotency-Key; api/idempotency.py), through HTTP as
+clients send it: a retry gets the first answer and nothing is done twice, on SQLite and PostgreSQL
+alike."""
 
 from __future__ import annotations
 

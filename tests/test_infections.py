@@ -27,7 +27,7 @@ def as_admin(client: Any, admin: dict[str, Any], target_id: str, reporter_id: st
     return client.post(reports_url(target_id), json={"reporter_id": reporter_id}, headers=admin["headers"])
 
 
-# --- the order of checks (contract §3) -------------------------------------------------------
+# --- the order of checks (docs/api.md, Infection reports) ---------------------------------------
 
 
 def test_report_unknown_survivor_is_404(client, make, admin):

@@ -1,4 +1,5 @@
-"""Logs (API.md §7): one JSON object a line on stdout, request lines, audit events, never a secret."""
+"""Logs (README: Operate it, Logs): one JSON object a line on stdout, request lines, audit
+events, never a secret."""
 
 from __future__ import annotations
 

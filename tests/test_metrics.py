@@ -1,4 +1,4 @@
-"""GET /metrics (API.md §7): guarded by METRICS_TOKEN, bounded labels, business counters, and
+"""GET /metrics (docs/api.md, GET /metrics): guarded by METRICS_TOKEN, bounded labels, business counters, and
 numbers that are the whole server's across gunicorn worker processes.
 
 In-process, every app of the test run shares prometheus_client's default registry (the metric

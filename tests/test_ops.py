@@ -1,4 +1,5 @@
-"""/healthz and /readyz (API.md §7): liveness touches nothing, readiness reports every dependency."""
+"""/healthz and /readyz (docs/api.md, Operations): liveness touches nothing, readiness reports
+every dependency."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rate limits (contract §1): per account, per IP when anonymous, a strict shared auth bucket."""
+"""Rate limits (docs/api.md, Rate limits): per account, per IP when anonymous, a strict shared auth bucket."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sessions (API.md §2, v1.1; OWASP ASVS 4.0.3 V3.3 and V2.1), through HTTP as clients use them.
+"""Sessions (docs/api.md, Authentication; OWASP ASVS 4.0.3 V3.3 and V2.1), through HTTP as clients use them.
 
 The four cases of issue 12, each first: a stolen refresh token ends its session (RFC 9700
 §4.14.2), logout ends the session, a password can be changed, and a holder sees and ends their

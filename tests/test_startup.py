@@ -49,6 +49,50 @@ def assert_one_line_refusal(result, variable: str) -> str:
     return lines[0]
 
 
+SERVING = "Resistance API serving on "
+
+
+def serving_line(base_url: str) -> str:
+    """What gunicorn.conf.py's when_ready prints for a server listening at base_url."""
+    return (
+        f"{SERVING}{base_url}/api/v1 (reference: {base_url}/docs, spec: {base_url}/api/v1/openapi.json)"
+    )
+
+
+def serving_lines(server: GunicornServer) -> list[str]:
+    return [line for line in server.output().splitlines() if line.startswith(SERVING)]
+
+
+def test_the_server_says_once_where_the_api_its_reference_and_its_spec_answer(
+    app: Flask, db_url: str, tmp_path: Path
+):
+    # `make run` logs at warning and the app writes its own access lines, so without this line a
+    # newcomer would not know where to point a browser or `API=` (README: the curl walk-through).
+    with GunicornServer(server_environ(db_url), tmp_path / "gunicorn.log") as server:
+        lines = serving_lines(server)
+        assert lines == [serving_line(server.base_url)], server.output()
+        urls = re.findall(r"http://[^\s,)]+", lines[0])
+        with server.client() as client:
+            docs, spec = client.get(urls[1]), client.get(urls[2])
+    assert urls[0] == f"{server.base_url}/api/v1"
+    assert docs.status_code == 200 and "text/html" in docs.headers["Content-Type"]
+    assert spec.status_code == 200 and spec.json()["info"]["title"] == "Resistance API"
+
+
+def test_a_unix_socket_is_named_in_words(tmp_path: Path):
+    # A Unix socket (gunicorn -b unix:PATH) has no URL to click: the line says where the paths are.
+    code = "import runpy; print(runpy.run_path('gunicorn.conf.py')['serving_line']('unix:/run/api.sock'))"
+    environ = hermetic_environ(JWT_SECRET_KEY=GOOD_SECRET, DATABASE_URL=f"sqlite:///{tmp_path}/u.db")
+
+    result = run_to_exit([sys.executable, "-c", code], environ)
+
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.strip() == (
+        "Resistance API serving on unix:/run/api.sock "
+        "(API under /api/v1, reference /docs, spec /api/v1/openapi.json)"
+    )
+
+
 def test_first_start_creates_admin_with_admin_password(app: Flask, db_url: str, tmp_path: Path):
     server = GunicornServer(server_environ(db_url), tmp_path / "gunicorn.log")
     with server:
@@ -170,7 +214,7 @@ def test_production_with_one_worker_and_strong_secret_starts(tmp_path: Path):
         assert login(server, "admin", ADMIN_PASSWORD) == 200
         with server.client() as client:
             assert client.get("/readyz").json()["checks"]["database"] == "ok"
-        assert f"Resistance API: serving on {server.base_url}\n" in server.output()  # where to go
+        assert serving_lines(server) == [serving_line(server.base_url)]  # where to go
         # The database holds password hashes and session ids: its owner alone reads it, like the
         # instance secret (sqlite3 would create it 0644); SQLite gives its WAL files that mode.
         files = [tmp_path / "p.db", *tmp_path.glob("p.db-*")]  # not the empty start lock beside it

@@ -3,7 +3,7 @@
 Hypothesis drives the in-process HTTP client through random sequences of proposals (fair or
 not, held or not), accepts, rejects and cancels by random actors (the right party, the wrong
 one, an admin, a survivor who is not a party, an account without a profile), infection
-reports, and reads. A plain model predicts every status code from the contract (API.md §4) and
+reports, and reads. A plain model predicts every status code from the rules (docs/api.md, Trades) and
 what each call changes; after every step the database must match the model exactly: every
 inventory, every infection flag, every trade's status and audit trail — so the total of each
 item over the survivors never changes, no inventory goes negative, a completed trade moved

@@ -1,4 +1,4 @@
-"""Trades through the HTTP interface (API.md §4): proposal rules, settling, visibility, the audit
+"""Trades through the HTTP interface (docs/api.md, Trades): proposal rules, settling, visibility, the audit
 trail, caching and the invariants no trade may break."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Nothing a request controls reaches an emitted URL, a cache key or a cached response.
 
-The kind (PortSwigger's web cache poisoning; contract §1): `Host`, `X-Forwarded-*` and query
+The kind (PortSwigger's web cache poisoning; docs/api.md, Conventions): `Host`, `X-Forwarded-*` and query
 text the schema did not accept. Links and Location are relative references built by the router
 from the validated query; ETags and cached bodies are keyed by the route and that query alone, so
 an attacker's request first and another account's second get the same bytes, and no client can

@@ -89,10 +89,11 @@ def cluster_tools() -> tuple[Path, str]:
     bindir = _require(
         _postgres_bindir(),
         "the cluster test needs the PostgreSQL server binaries (initdb, pg_ctl, postgres under "
-        "/usr/lib/postgresql/<version>/bin, or PG_BIN): install postgresql-15",
+        "/usr/lib/postgresql/<version>/bin, or PG_BIN): run .ci/system-packages (as root) to install them",
     )
     redis = _require(
-        shutil.which("redis-server"), "the cluster test needs redis-server on PATH: install redis-server"
+        shutil.which("redis-server"),
+        "the cluster test needs redis-server on PATH: run .ci/system-packages (as root) to install it",
     )
     if os.geteuid() == 0:  # initdb and postgres refuse root: they run as the postgres user
         _require(shutil.which("runuser"), "the cluster test runs as root and needs runuser (util-linux)")

@@ -147,8 +147,9 @@ def test_a_token_revoked_on_one_replica_is_refused_by_every_replica_and_through_
 
 
 def test_a_session_ended_through_one_replica_is_401_on_every_replica_at_once(cluster: Cluster):
-    """API.md §2: a session that ends (here its holder ends it from another login, through B)
-    is refused by every replica and through nginx at once; the holder's other session lives."""
+    """docs/api.md, Authentication: a session that ends (here its holder ends it from another
+    login, through B) is refused by every replica and through nginx at once; the holder's other
+    session lives."""
     a, b, c = cluster.replicas
     address = fresh_address()  # register, two logins and a refresh: 4 of this address's AUTH_LIMIT
     credentials = {"username": f"session-{uuid.uuid4().hex[:12]}", "password": PASSWORD}

@@ -85,10 +85,10 @@ RUN_PREFIX = "resistance-drill-"
 LOG_COPY = ROOT / "artifacts" / "drill-logs"
 REQUIRED_PROGRAMS = ("ip", "runuser", "patroni", "etcd")
 PROBE = f"{topology.PREFIX}probe"  # the namespace and bridge preflight() makes and removes
-# Named by the skip message: what .ci/system-packages installs for the drill, and the rest.
+# Named by the skip message: what the drill needs of what .ci/system-packages installs.
 PACKAGES = (
-    "the Debian packages patroni, etcd-server and etcd-client (install them once, as root, with"
-    " .ci/system-packages), nginx, redis-server and postgresql-15"
+    "the Debian packages patroni, etcd-server, etcd-client, nginx, redis-server and postgresql"
+    " (install them once, as root, with .ci/system-packages)"
 )
 
 

@@ -17,6 +17,7 @@ from api.accounts.services import create_account
 from api.openapi import app_api, spec_yaml
 from api.problems import ProblemError
 from api.robots import services as robots
+from api.schemas import rfc3339_utc
 from security.sessions import purge_expired
 
 accounts_cli = AppGroup("accounts", help="Manage accounts.")
@@ -58,7 +59,7 @@ def robots_sync_command() -> None:
     except ProblemError as error:
         raise click.ClickException(error.detail) from None
     counts = summary["by_category"]
-    fetched_at = summary["fetched_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    fetched_at = rfc3339_utc(summary["fetched_at"])
     click.echo(
         f"synced {summary['total']} robots (Flying {counts['Flying']}, Land {counts['Land']}) at {fetched_at}"
     )

@@ -93,7 +93,7 @@ IN_FLIGHT = Gauge(
 INFECTIONS = Counter("infections_total", "Survivors who became infected.")
 REFRESH_TOKEN_REUSE = Counter(
     "refresh_token_reuse_total",
-    "Rotated-out refresh tokens presented again (RFC 9700 §4.14.2); each ended its session as stolen.",
+    "Rotated-out refresh tokens presented again (RFC 9700 section 4.14.2); each ended its session as stolen.",
 )
 TRADES = Counter("trades_total", "Trade changes committed, by outcome.", ("outcome",))
 ROBOT_CPU_CALLS = Counter(

@@ -21,6 +21,7 @@ from api.idempotency import IGNORED_ENDPOINTS as KEYLESS_POSTS
 from api.idempotency import REPLAYED
 from api.problems import MAX_ERROR_FIELDS, MAX_MESSAGES, PROBLEM_MIME
 from api.schemas import ENUM_SCHEMA, ETAG_LIST_MAX, ETAG_LIST_PATTERN
+from security.bodies import BODY_METHODS
 from security.headers import REQUEST_ID_PATTERN, no_store
 
 BEARER_SCHEME = "bearerAuth"
@@ -101,9 +102,15 @@ _RESPONSES: dict[str, tuple[str, str]] = {
     "422": ("ValidationError", "Invalid body or query parameter."),
     "414": ("URITooLong", "The request line is over the server's limit."),
     "429": ("TooManyRequests", "Rate limit reached: retry after Retry-After seconds."),
+    "417": ("ExpectationFailed", "An Expect header other than 100-continue (RFC 9110 §10.1.1)."),
     "431": ("HeadersTooLarge", "A request header (or all of them) is over the server's limit."),
     "500": ("InternalError", "Unexpected failure; nothing internal is disclosed."),
     "502": ("BadGateway", "The upstream failed or answered nothing usable; stored data is kept."),
+    "503": (
+        "ServiceUnavailable",
+        "The database or Redis is unavailable (down, or failing over): nothing was done; retry "
+        "after Retry-After seconds, with the same Idempotency-Key.",
+    ),
 }
 
 # Public operations that still answer 401 (endpoint -> why). Everything else that is public
@@ -296,7 +303,7 @@ def _problem_headers(status: str) -> dict[str, str]:
         headers[REPLAYED] = REPLAYED
     if status == "401":
         headers["WWW-Authenticate"] = "WWW-Authenticate"
-    if status in {"409", "429"}:
+    if status in {"409", "429", "503"}:
         headers["Retry-After"] = "Retry-After"
     return headers
 
@@ -346,14 +353,16 @@ class ProblemResponsesPlugin(BasePlugin):
                 if status in _RESPONSES and doc == HTTPStatus(int(status)).name:
                     responses[status] = _RESPONSES[status][0]
             public = operation.get("security") == []
-            wanted = ["414", "431", "500"]
+            # Anywhere: a malformed request (no Host, a conditional header over 1 KiB), and what
+            # gunicorn refuses before the app runs.
+            wanted = ["400", "414", "417", "431", "500"]
             if limited:
-                wanted += ["400", "404", "422", "429"]
+                wanted += ["404", "422", "429", "503"]
             if not public or endpoint in PUBLIC_WITH_401:
                 wanted += ["401"]
             if not public:
                 wanted += ["403"]
-            if method in {"post", "put", "patch"}:
+            if method.upper() in BODY_METHODS:  # a body is judged on each of them, DELETE too
                 wanted += ["413", "415"]
             keyed = method == "post" and limited and endpoint not in KEYLESS_POSTS
             if keyed:

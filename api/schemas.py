@@ -67,12 +67,25 @@ def enum_field(schema_name: str, values: Sequence[str], **kwargs: Any) -> ma.fie
     return ma.fields.String(validate=validate.OneOf(list(values)), metadata=metadata, **kwargs)
 
 
+def rfc3339_utc(moment: datetime) -> str:
+    """RFC 3339 UTC with a Z, to the second: 2026-11-23T19:37:47Z (a naive time is taken as UTC).
+
+    Not strftime("%Y…"): on Linux it writes the year 999 as "999", which is no RFC 3339 date.
+    Raises OverflowError when the UTC time falls outside the years 1-9999.
+    """
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
 class UTCDateTimeField(ma.fields.DateTime):
     """RFC 3339 UTC with a Z, to the second: 2026-11-23T19:37:47Z."""
 
     def __init__(self, **kwargs: Any) -> None:
         metadata = {"format": "date-time", "maxLength": 32, **kwargs.pop("metadata", {})}
         super().__init__(format="%Y-%m-%dT%H:%M:%SZ", metadata=metadata, **kwargs)
+
+    def _serialize(self, value: Any, *_args: Any, **_kwargs: Any) -> str | None:
+        return None if value is None else rfc3339_utc(value)
 
 
 def uuid_field(**kwargs: Any) -> ma.fields.UUID:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import yaml
+
+from tests.contract import SPEC_FILE
+
 ORIGIN = "https://app.resistance.example"
 ME = "/api/v1/auth/me"
 
@@ -43,3 +47,49 @@ def test_other_origins_get_no_cors_headers(make_app, make):
     response = app.test_client().get(ME, headers={**account["headers"], "Origin": "https://evil.example"})
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_no_origin_gets_no_cors_headers(make_app, make):
+    """Only an answer to an allowed Origin names one (flask-cors sent the first configured origin
+    to every request, Origin or not)."""
+    app = make_app(CORS_ORIGINS=f"{ORIGIN},https://other.resistance.example")
+    account = make.account()
+    assert "Access-Control-Allow-Origin" not in app.test_client().get(ME, headers=account["headers"]).headers
+
+
+def _declared_headers() -> tuple[set[str], set[str]]:
+    """(request headers, response headers) openapi.yaml declares anywhere, lower case."""
+    spec = yaml.safe_load(SPEC_FILE.read_text())
+    requests = {p["name"].lower() for p in spec["components"]["parameters"].values() if p["in"] == "header"}
+    responses = {
+        name.lower()
+        for item in spec["paths"].values()
+        for method, operation in item.items()
+        if method != "parameters"
+        for response in operation["responses"].values()
+        for name in response.get("headers", {})
+    }
+    for response in spec["components"]["responses"].values():
+        responses |= {name.lower() for name in response.get("headers", {})}
+    return requests | {"authorization", "content-type"}, responses
+
+
+def test_a_browser_may_send_and_read_every_header_the_document_declares(make_app):
+    """A client generated from openapi.yaml and run in a browser sends Idempotency-Key and reads
+    Idempotent-Replayed and WWW-Authenticate: the preflight and the exposed list allow all."""
+    requests, responses = _declared_headers()
+    app = make_app(CORS_ORIGINS=ORIGIN)
+    client = app.test_client()
+    preflight = client.options(
+        "/api/v1/survivors",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": ", ".join(sorted(requests)),
+        },
+    )
+    allowed = {name.strip().lower() for name in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert requests <= allowed
+    exposed = client.get(ME, headers={"Origin": ORIGIN}).headers["Access-Control-Expose-Headers"]
+    safelisted = {"cache-control", "content-type", "access-control-allow-origin"}
+    assert responses - safelisted <= {name.strip().lower() for name in exposed.split(",")}

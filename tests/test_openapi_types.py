@@ -3,13 +3,17 @@ headers, and answers that match them (issue: a client generated from the spec mu
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from api.schemas import UTCDateTimeField, rfc3339_utc
 from tests.conftest import PASSWORD
 from tests.contract import declared_headers, undeclared_headers
 
@@ -152,3 +156,33 @@ def test_the_contract_client_catches_an_undeclared_header(client, make):
     assert undeclared_headers(client, answer) == {"location"}
     assert declared_headers("/api/v1/nowhere", "get", 200) is None
     assert declared_headers("/api/v1/auth/me", "get", 599) is None
+
+
+def test_statuses_any_operation_can_meet_are_declared_on_each():
+    """What the server answers anywhere is in every operation's responses, so a generated
+    client parses it as a Problem instead of raising on an unexpected status."""
+    for path, item in SPEC["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            declared = set(operation["responses"])
+            assert {"400", "414", "417", "431", "500"} <= declared, (method, path)
+            if path.startswith("/api/v1/"):  # a dependency down (failover): retry with the same key
+                assert "503" in declared, (method, path)
+                assert "retry-after" in declared_headers(path, method, 503)
+            if method in {"post", "put", "patch", "delete"}:  # a body is judged on each
+                assert {"413", "415"} <= declared, (method, path)
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(999, 5, 5, tzinfo=UTC), "0999-05-05T00:00:00Z"),  # strftime wrote "999-…"
+        (datetime(2026, 11, 30, 12, 0, 1, 999999), "2026-11-30T12:00:01Z"),  # naive is UTC
+        (datetime(2026, 11, 30, 1, 0, tzinfo=timezone(timedelta(hours=2))), "2026-11-29T23:00:00Z"),
+    ],
+)
+def test_timestamps_are_rfc3339_utc_whatever_the_year(moment, text):
+    assert rfc3339_utc(moment) == text
+    assert UTCDateTimeField().serialize("at", {"at": moment}) == text
+    assert re.fullmatch(SCHEMAS["Survivor"]["properties"]["created_at"]["pattern"], text)

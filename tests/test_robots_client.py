@@ -133,6 +133,9 @@ def test_fetch_mixed_records_keeps_the_good_ones_and_logs_counts_only(robot_log)
         ("2021-09-03T11:04:17-0130", "2021-09-03T12:34:17Z"),
         ("2021-09-03T11:04:17z", "2021-09-03T11:04:17Z"),
         ("2021-09-03 11:04:17", "2021-09-03T11:04:17Z"),
+        # Years before 1000 keep four digits (strftime's %Y wrote "999-05-05…" on Linux).
+        ("0999-05-05T00:00:00Z", "0999-05-05T00:00:00Z"),
+        ("0001-01-01T01:00:00+01:00", "0001-01-01T00:00:00Z"),
     ],
 )
 def test_normalise_reads_the_upstream_timestamps_tolerantly(raw, expected):
@@ -147,6 +150,9 @@ def test_normalise_reads_the_upstream_timestamps_tolerantly(raw, expected):
         record(manufacturedDate="2021-02-30T11:04:17"),
         record(manufacturedDate=20210903),
         record(manufacturedDate="2021-09-03T11:04:17" + "0" * 40),
+        # Valid ISO 8601, but outside the years 1-9999 once in UTC (was an OverflowError, a 500).
+        record(manufacturedDate="0001-01-01T00:00:00+01:00"),
+        record(manufacturedDate="9999-12-31T23:59:59-01:00"),
         record(model=""),
         record(model="M" * 101),
         record(serialNumber="AB\nC"),

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.metrics import ROBOT_CPU_CALLS
-from api.schemas import CleanText
+from api.schemas import CleanText, rfc3339_utc
 from security import ijson
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -28,7 +28,6 @@ MAX_MODEL = 100
 MAX_SERIAL = 100
 CATEGORIES = ("Flying", "Land")
 REPR_LIMIT = 80
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DEADLINE_EXCEEDED = "deadline exceeded"
 # 2021-09-03T11:04:17[.1234567][Z|+hh:mm]: .NET sends 7 fractional digits, Python reads 6.
 _TIMESTAMP = re.compile(
@@ -50,10 +49,10 @@ class _UpstreamDateTime(ma.fields.Field):
         if len(offset) == 5:  # +hhmm
             offset = offset[:3] + ":" + offset[3:]
         try:
-            moment = datetime.fromisoformat(f"{day}T{clock}{offset}")
-        except ValueError:
+            # OverflowError: a time that is outside the years 1-9999 once in UTC.
+            return rfc3339_utc(datetime.fromisoformat(f"{day}T{clock}{offset}"))
+        except (ValueError, OverflowError):
             raise ma.ValidationError("Not a timestamp.") from None
-        return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 class UpstreamRobotSchema(ma.Schema):

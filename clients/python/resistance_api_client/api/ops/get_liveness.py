@@ -33,10 +33,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 414:
         response_414 = Problem.from_dict(response.json())
 
         return response_414
+
+    if response.status_code == 417:
+        response_417 = Problem.from_dict(response.json())
+
+        return response_417
 
     if response.status_code == 431:
         response_431 = Problem.from_dict(response.json())

@@ -404,8 +404,6 @@ class ProblemResponsesPlugin(BasePlugin):
             ok_headers["Link"] = "Link"
         if ok_headers:
             responses["200"].setdefault("headers", {}).update(ok_headers)
-        if not parameters:
-            del operation["parameters"]
 
     @staticmethod
     def _response_headers(responses: dict[str, Any], limited: bool, private: bool) -> None:

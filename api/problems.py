@@ -109,6 +109,12 @@ def problem_body(status: int, detail: str | None = None, errors: Any = None) -> 
     return body
 
 
+def problem_json(body: Mapping[str, Any]) -> bytes:
+    """A problem document written as every other JSON answer is (Flask's compact JSON with a
+    final newline), so error and success bodies look alike to a client or a terminal."""
+    return (json.dumps(body, separators=(",", ":")) + "\n").encode()
+
+
 def problem_response(
     status: int,
     detail: str | None = None,
@@ -119,7 +125,7 @@ def problem_response(
 ) -> Response:
     """A complete problem+json response; extra adds members (e.g. readiness checks)."""
     body = {**problem_body(status, detail, errors), **(extra or {})}
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
+    response = Response(problem_json(body), status=status, mimetype=PROBLEM_MIME)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

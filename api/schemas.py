@@ -45,6 +45,11 @@ class BaseSchema(ma.Schema):
         ordered = True
 
 
+class NoBodySchema(BaseSchema):
+    """What a POST or DELETE that takes no body accepts: nothing, or an empty JSON object. Any
+    field sent is unknown (422), never silently dropped; a body that is not JSON is 415/400."""
+
+
 class ResponseSchema(BaseSchema):
     """What the server sends: every field is in every body it answers, so the OpenAPI document
     lists them all as `required` and a generated client types them as present. A value that can

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from http import HTTPStatus
 
 from flask import Response, current_app, g, request
 
-from api.problems import PROBLEM_MIME, ProblemError, problem_body
+from api.problems import PROBLEM_MIME, ProblemError, problem_body, problem_json
 from api.schemas import ETAG_LIST_MAX, ETAG_LIST_PATTERN
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
@@ -91,7 +90,7 @@ def raw_problem(status: int, reason: str) -> bytes:
     """A complete HTTP/1.1 problem+json answer for errors the server rejects before the app runs
     (gunicorn's 400/414/431 on an unparseable request): same envelope and headers, no echo of
     the request."""
-    body = json.dumps(problem_body(status, reason)).encode()
+    body = problem_json(problem_body(status, reason))
     lines = [
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
         "Connection: close",

@@ -18,6 +18,7 @@ from api.accounts.models import Account, Role
 from api.extensions import db
 from api.problems import ProblemError
 from tests.conftest import PASSWORD, SECRET, assert_problem
+from tests.contract import SPEC_FILE
 from tests.server import hermetic_environ, run_to_exit
 
 LOGIN = "/api/v1/auth/login"
@@ -319,3 +320,11 @@ def test_start_lock_on_a_sqlite_file_holds_a_file_lock_around_the_block(tmp_path
         assert not locked_elsewhere()
     finally:
         engine.dispose()
+
+
+def test_spec_write_writes_the_openapi_document_make_openapi_commits(app, tmp_path):
+    """`flask spec write PATH` (make openapi): the committed openapi.yaml, byte for byte."""
+    target = tmp_path / "openapi.yaml"
+    result = app.test_cli_runner().invoke(args=["spec", "write", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text(encoding="utf-8") == SPEC_FILE.read_text(encoding="utf-8")

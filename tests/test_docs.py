@@ -173,11 +173,11 @@ def test_openapi_every_operation_documents_problem_responses(client):
         if path == "/metrics":  # its own token: 401 without it, 404 while METRICS_TOKEN is unset
             assert {"401", "404", "500"} <= set(responses) and "422" not in responses
             continue
-        if not path.startswith("/api/v1/"):  # the probes take no input: only 500 (and 503)
-            assert "500" in responses and not {"400", "404", "422", "429"} & set(responses), path
+        if not path.startswith("/api/v1/"):  # the probes take no input: a malformed request, 500
+            assert {"400", "500"} <= set(responses) and not {"404", "422", "429"} & set(responses), path
             continue
-        assert {"400", "404", "422", "429", "500"} <= set(responses), (path, method)
-        if method in {"post", "put", "patch"}:
+        assert {"400", "404", "422", "429", "500", "503"} <= set(responses), (path, method)
+        if method in {"post", "put", "patch", "delete"}:  # a body is judged whatever the method
             assert {"413", "415"} <= set(responses), (path, method)
         else:
             assert "415" not in responses, (path, method)
@@ -199,14 +199,15 @@ def test_plugin_adds_problem_responses_by_method_and_security():
         },
     )
     operations = spec.to_dict()["paths"]["/api/v1/things"]
-    everywhere = {"414", "431", "500"}  # server limits and failures can answer any operation
+    # Server limits, a malformed request and failures can answer any operation.
+    everywhere = {"400", "414", "417", "431", "500"}
     assert (
-        set(operations["get"]["responses"]) == {"200", "400", "401", "403", "404", "422", "429"} | everywhere
+        set(operations["get"]["responses"]) == {"200", "401", "403", "404", "422", "429", "503"} | everywhere
     )
     assert operations["get"]["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
     # A POST takes an Idempotency-Key: 409 while a request with it is still being processed.
     assert (
-        set(operations["post"]["responses"]) == {"400", "404", "409", "413", "415", "422", "429"} | everywhere
+        set(operations["post"]["responses"]) == {"404", "409", "413", "415", "422", "429", "503"} | everywhere
     )
     assert {"$ref": "#/components/parameters/IdempotencyKey"} in operations["post"]["parameters"]
     assert "operationId" not in operations["get"]  # no Flask rule to name it from

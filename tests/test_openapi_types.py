@@ -4,6 +4,7 @@ headers, and answers that match them (issue: a client generated from the spec mu
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -186,3 +187,33 @@ def test_timestamps_are_rfc3339_utc_whatever_the_year(moment, text):
     assert rfc3339_utc(moment) == text
     assert UTCDateTimeField().serialize("at", {"at": moment}) == text
     assert re.fullmatch(SCHEMAS["Survivor"]["properties"]["created_at"]["pattern"], text)
+
+
+def test_every_body_method_declares_its_body():
+    """POST, PUT, PATCH and DELETE all read a body (security/bodies.py): each operation says what
+    it takes, NoBody where nothing, so a field sent is never silently dropped."""
+    for path, item in SPEC["paths"].items():
+        for method, operation in item.items():
+            if method in {"post", "put", "patch", "delete"}:
+                assert "requestBody" in operation, (method, path)
+
+
+def test_operations_that_take_no_body_refuse_a_field(client, make, admin):
+    """A field sent to refresh, robots refresh or ending sessions is 422, as everywhere (refresh
+    used to answer 200 and drop it); no body, or {}, is taken."""
+    account = make.account()
+    refresh = {"Authorization": f"Bearer {account['refresh_token']}"}
+    session = f"/api/v1/auth/sessions/{uuid.uuid4()}"
+    calls = [
+        ("post", "/api/v1/auth/refresh", refresh),
+        ("delete", "/api/v1/auth/sessions", account["headers"]),
+        ("delete", session, account["headers"]),
+        ("post", "/api/v1/robots/refresh", admin["headers"]),
+    ]
+    for method, path, headers in calls:
+        answer = getattr(client, method)(path, json={"x": 1}, headers=headers)
+        assert answer.status_code == 422, (method, path, answer.get_json())
+        assert answer.get_json()["errors"] == {"x": ["Unknown field."]}
+    assert client.post("/api/v1/auth/refresh", json={}, headers=refresh).status_code == 200
+    assert client.delete("/api/v1/auth/sessions", json={}, headers=account["headers"]).status_code == 204
+    assert client.delete(session, headers=account["headers"]).status_code == 404

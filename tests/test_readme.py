@@ -134,8 +134,7 @@ def test_readme_walk_through_fits_make_runs_default_auth_limit_once(app, db_url:
         (
             '{"type": "https://resistance.example/problems/rate-limited", "title": "Too many requests",'
             ' "status": 429, "detail": "Too many requests: retry after the Retry-After header."}',
-            "field access_token: 429 Too many requests: "
-            "Too many requests: retry after the Retry-After header.",
+            "field access_token: 429 Too many requests: retry after the Retry-After header.",
         ),
         ("", "field access_token: no JSON in the answer '': is the server up at http://127.0.0.1:9/api/v1?"),
         (
@@ -149,7 +148,7 @@ def test_readme_walk_through_fits_make_runs_default_auth_limit_once(app, db_url:
     ids=["problem", "nothing", "not-json", "other-member", "not-an-object"],
 )
 def test_field_helper_says_what_came_back_and_fails_without_a_traceback(answer: str, said: str):
-    script = f"API=http://127.0.0.1:9/api/v1\n{field_helper()}\nprintf %s \"$ANSWER\" | field access_token\n"
+    script = f'API=http://127.0.0.1:9/api/v1\n{field_helper()}\nprintf %s "$ANSWER" | field access_token\n'
 
     result = run_to_exit(["bash", "-c", script], hermetic_environ(ANSWER=answer), timeout=30)
 
@@ -159,7 +158,7 @@ def test_field_helper_says_what_came_back_and_fails_without_a_traceback(answer: 
 
 
 def test_field_helper_prints_the_member_it_is_asked_for():
-    script = f"API=http://127.0.0.1:9/api/v1\n{field_helper()}\necho '{{\"id\": \"abc\"}}' | field id"
+    script = f'API=http://127.0.0.1:9/api/v1\n{field_helper()}\necho \'{{"id": "abc"}}\' | field id'
 
     result = run_to_exit(["bash", "-c", script], hermetic_environ(), timeout=30)
 

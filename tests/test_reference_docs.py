@@ -151,9 +151,7 @@ def test_each_operation_lists_every_success_the_spec_declares_for_it():
     spec = spec_operations()
 
     missing = {
-        operation: sorted(
-            code for code in spec[operation] - statuses if 200 <= code < 300 or code == 304
-        )
+        operation: sorted(code for code in spec[operation] - statuses if 200 <= code < 300 or code == 304)
         for operation, statuses in documented_operations()
         if operation in spec
     }

@@ -54,9 +54,7 @@ SERVING = "Resistance API serving on "
 
 def serving_line(base_url: str) -> str:
     """What gunicorn.conf.py's when_ready prints for a server listening at base_url."""
-    return (
-        f"{SERVING}{base_url}/api/v1 (reference: {base_url}/docs, spec: {base_url}/api/v1/openapi.json)"
-    )
+    return f"{SERVING}{base_url}/api/v1 (reference: {base_url}/docs, spec: {base_url}/api/v1/openapi.json)"
 
 
 def serving_lines(server: GunicornServer) -> list[str]:

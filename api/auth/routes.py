@@ -26,6 +26,7 @@ from api.auth.schemas import (
 )
 from api.openapi import REFRESH_SCHEME, Blueprint
 from api.pagination import Window, page_response
+from api.schemas import NoBodySchema
 from security.limiter import auth_rate_limited, password_rate_limited
 from security.permissions import public, refresh_token_required
 
@@ -95,8 +96,9 @@ class Refresh(MethodView):
     @auth_rate_limited
     @refresh_token_required
     @blp.doc(security=[{REFRESH_SCHEME: []}])
+    @blp.arguments(NoBodySchema, required=False)
     @blp.response(200, TokenPairSchema)
-    def post(self) -> Any:
+    def post(self, _body: dict[str, Any]) -> Any:
         """Rotate the session's token pair with its refresh token.
 
         Send the refresh token (not the access token, 401) as the bearer token. The used refresh
@@ -153,8 +155,9 @@ class Sessions(MethodView):
         items, total = services.list_sessions(window, current_user, get_jwt())
         return page_response(window, items, total)
 
+    @blp.arguments(NoBodySchema, required=False)
     @blp.response(204)
-    def delete(self) -> None:
+    def delete(self, _body: dict[str, Any]) -> None:
         """End every session but this one.
 
         Any account. Their tokens are 401 from then on, on every replica.
@@ -164,8 +167,9 @@ class Sessions(MethodView):
 
 @blp.route("/sessions/<uuid:session_id>")
 class SessionById(MethodView):
+    @blp.arguments(NoBodySchema, required=False)
     @blp.response(204)
-    def delete(self, session_id: uuid.UUID) -> None:
+    def delete(self, _body: dict[str, Any], session_id: uuid.UUID) -> None:
         """End one of your sessions (this one too, if named).
 
         Any account. Another account's session, or one that has ended, is 404.

@@ -11,6 +11,7 @@ from api.openapi import Blueprint
 from api.pagination import link_header
 from api.robots import services
 from api.robots.schemas import RobotPageSchema, RobotQuerySchema, RobotRefreshSchema
+from api.schemas import NoBodySchema
 from security.permissions import role_required
 
 blp = Blueprint(
@@ -43,9 +44,10 @@ class Robots(MethodView):
 @blp.route("/refresh")
 class RobotsRefresh(MethodView):
     @role_required("admin")
+    @blp.arguments(NoBodySchema, required=False)
     @blp.response(200, RobotRefreshSchema)
     @blp.alt_response(502, "BadGateway")
-    def post(self) -> Any:
+    def post(self, _body: dict[str, Any]) -> Any:
         """Fetch the Robot CPU list now and store it (admins only).
 
         Other roles get 403. The whole call is bounded in time and size, redirects are not

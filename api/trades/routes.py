@@ -11,10 +11,10 @@ from flask_jwt_extended import current_user
 
 from api.openapi import Blueprint, created_links
 from api.pagination import Window, page_response
+from api.schemas import NoBodySchema
 from api.trades import services
 from api.trades.models import Status
 from api.trades.schemas import (
-    TradeActionSchema,
     TradeCreateSchema,
     TradePageSchema,
     TradeQuerySchema,
@@ -79,7 +79,7 @@ class TradeById(MethodView):
 
 @blp.route("/<uuid:trade_id>/accept")
 class TradeAccept(MethodView):
-    @blp.arguments(TradeActionSchema, required=False)
+    @blp.arguments(NoBodySchema, required=False)
     @blp.response(200, TradeSchema)
     @blp.alt_response(409, "Conflict")
     def post(self, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:
@@ -94,7 +94,7 @@ class TradeAccept(MethodView):
 
 @blp.route("/<uuid:trade_id>/reject")
 class TradeReject(MethodView):
-    @blp.arguments(TradeActionSchema, required=False)
+    @blp.arguments(NoBodySchema, required=False)
     @blp.response(200, TradeSchema)
     @blp.alt_response(409, "Conflict")
     def post(self, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:
@@ -108,7 +108,7 @@ class TradeReject(MethodView):
 
 @blp.route("/<uuid:trade_id>/cancel")
 class TradeCancel(MethodView):
-    @blp.arguments(TradeActionSchema, required=False)
+    @blp.arguments(NoBodySchema, required=False)
     @blp.response(200, TradeSchema)
     @blp.alt_response(409, "Conflict")
     def post(self, _body: dict[str, Any], trade_id: uuid.UUID) -> Any:

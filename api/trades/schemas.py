@@ -65,8 +65,4 @@ class TradeQuerySchema(CursorPageQuerySchema):
     status = enum_field(STATUS_SCHEMA, STATUSES)
 
 
-class TradeActionSchema(BaseSchema):
-    """Accept, reject and cancel take no body; any field sent is unknown (422)."""
-
-
 TradePageSchema = page_schema(TradeSchema, "TradePage")

@@ -21,6 +21,7 @@ from .location import Location
 from .login import Login
 from .logout import Logout
 from .me import Me
+from .no_body import NoBody
 from .not_ready_problem import NotReadyProblem
 from .password_change import PasswordChange
 from .problem import Problem
@@ -48,7 +49,6 @@ from .survivor_page import SurvivorPage
 from .token_pair import TokenPair
 from .token_type import TokenType
 from .trade import Trade
-from .trade_action import TradeAction
 from .trade_create import TradeCreate
 from .trade_items import TradeItems
 from .trade_page import TradePage
@@ -76,6 +76,7 @@ __all__ = (
     "Login",
     "Logout",
     "Me",
+    "NoBody",
     "NotReadyProblem",
     "PasswordChange",
     "Problem",
@@ -103,7 +104,6 @@ __all__ = (
     "TokenPair",
     "TokenType",
     "Trade",
-    "TradeAction",
     "TradeCreate",
     "TradeItems",
     "TradePage",

@@ -7,6 +7,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.no_body import NoBody
 from ...models.problem import Problem
 from ...types import UNSET, Response, Unset
 
@@ -14,6 +15,7 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     session_id: UUID,
     *,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -26,6 +28,11 @@ def _get_kwargs(
             session_id=quote(str(session_id), safe=""),
         ),
     }
+
+    if not isinstance(body, Unset):
+        _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -120,6 +127,7 @@ def sync_detailed(
     session_id: UUID,
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """End one of your sessions (this one too, if named).
@@ -129,6 +137,7 @@ def sync_detailed(
     Args:
         session_id (UUID):
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -140,6 +149,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         session_id=session_id,
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -154,6 +164,7 @@ def sync(
     session_id: UUID,
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """End one of your sessions (this one too, if named).
@@ -163,6 +174,7 @@ def sync(
     Args:
         session_id (UUID):
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -175,6 +187,7 @@ def sync(
     return sync_detailed(
         session_id=session_id,
         client=client,
+        body=body,
         x_request_id=x_request_id,
     ).parsed
 
@@ -183,6 +196,7 @@ async def asyncio_detailed(
     session_id: UUID,
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """End one of your sessions (this one too, if named).
@@ -192,6 +206,7 @@ async def asyncio_detailed(
     Args:
         session_id (UUID):
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -203,6 +218,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         session_id=session_id,
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -215,6 +231,7 @@ async def asyncio(
     session_id: UUID,
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """End one of your sessions (this one too, if named).
@@ -224,6 +241,7 @@ async def asyncio(
     Args:
         session_id (UUID):
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -237,6 +255,7 @@ async def asyncio(
         await asyncio_detailed(
             session_id=session_id,
             client=client,
+            body=body,
             x_request_id=x_request_id,
         )
     ).parsed

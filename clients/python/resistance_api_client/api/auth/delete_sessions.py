@@ -5,12 +5,14 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.no_body import NoBody
 from ...models.problem import Problem
 from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -21,6 +23,11 @@ def _get_kwargs(
         "method": "delete",
         "url": "/api/v1/auth/sessions",
     }
+
+    if not isinstance(body, Unset):
+        _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -114,6 +121,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """End every session but this one.
@@ -122,6 +130,7 @@ def sync_detailed(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -132,6 +141,7 @@ def sync_detailed(
     """
 
     kwargs = _get_kwargs(
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -145,6 +155,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """End every session but this one.
@@ -153,6 +164,7 @@ def sync(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -164,6 +176,7 @@ def sync(
 
     return sync_detailed(
         client=client,
+        body=body,
         x_request_id=x_request_id,
     ).parsed
 
@@ -171,6 +184,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """End every session but this one.
@@ -179,6 +193,7 @@ async def asyncio_detailed(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -189,6 +204,7 @@ async def asyncio_detailed(
     """
 
     kwargs = _get_kwargs(
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -200,6 +216,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """End every session but this one.
@@ -208,6 +225,7 @@ async def asyncio(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -220,6 +238,7 @@ async def asyncio(
     return (
         await asyncio_detailed(
             client=client,
+            body=body,
             x_request_id=x_request_id,
         )
     ).parsed

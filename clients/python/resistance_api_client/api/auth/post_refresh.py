@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.no_body import NoBody
 from ...models.problem import Problem
 from ...models.token_pair import TokenPair
 from ...types import UNSET, Response, Unset
@@ -12,6 +13,7 @@ from ...types import UNSET, Response, Unset
 
 def _get_kwargs(
     *,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -22,6 +24,11 @@ def _get_kwargs(
         "method": "post",
         "url": "/api/v1/auth/refresh",
     }
+
+    if not isinstance(body, Unset):
+        _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -116,6 +123,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | TokenPair]:
     """Rotate the session's token pair with its refresh token.
@@ -129,6 +137,7 @@ def sync_detailed(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -139,6 +148,7 @@ def sync_detailed(
     """
 
     kwargs = _get_kwargs(
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -152,6 +162,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | TokenPair | None:
     """Rotate the session's token pair with its refresh token.
@@ -165,6 +176,7 @@ def sync(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -176,6 +188,7 @@ def sync(
 
     return sync_detailed(
         client=client,
+        body=body,
         x_request_id=x_request_id,
     ).parsed
 
@@ -183,6 +196,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | TokenPair]:
     """Rotate the session's token pair with its refresh token.
@@ -196,6 +210,7 @@ async def asyncio_detailed(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -206,6 +221,7 @@ async def asyncio_detailed(
     """
 
     kwargs = _get_kwargs(
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -217,6 +233,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | TokenPair | None:
     """Rotate the session's token pair with its refresh token.
@@ -230,6 +247,7 @@ async def asyncio(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -242,6 +260,7 @@ async def asyncio(
     return (
         await asyncio_detailed(
             client=client,
+            body=body,
             x_request_id=x_request_id,
         )
     ).parsed

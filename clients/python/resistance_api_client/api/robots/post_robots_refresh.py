@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.no_body import NoBody
 from ...models.problem import Problem
 from ...models.robot_refresh import RobotRefresh
 from ...types import UNSET, Response, Unset
@@ -12,6 +13,7 @@ from ...types import UNSET, Response, Unset
 
 def _get_kwargs(
     *,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -22,6 +24,11 @@ def _get_kwargs(
         "method": "post",
         "url": "/api/v1/robots/refresh",
     }
+
+    if not isinstance(body, Unset):
+        _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -123,6 +130,7 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | RobotRefresh]:
     """Fetch the Robot CPU list now and store it (admins only).
@@ -133,6 +141,7 @@ def sync_detailed(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -143,6 +152,7 @@ def sync_detailed(
     """
 
     kwargs = _get_kwargs(
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -156,6 +166,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | RobotRefresh | None:
     """Fetch the Robot CPU list now and store it (admins only).
@@ -166,6 +177,7 @@ def sync(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -177,6 +189,7 @@ def sync(
 
     return sync_detailed(
         client=client,
+        body=body,
         x_request_id=x_request_id,
     ).parsed
 
@@ -184,6 +197,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | RobotRefresh]:
     """Fetch the Robot CPU list now and store it (admins only).
@@ -194,6 +208,7 @@ async def asyncio_detailed(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -204,6 +219,7 @@ async def asyncio_detailed(
     """
 
     kwargs = _get_kwargs(
+        body=body,
         x_request_id=x_request_id,
     )
 
@@ -215,6 +231,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
+    body: NoBody | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | RobotRefresh | None:
     """Fetch the Robot CPU list now and store it (admins only).
@@ -225,6 +242,7 @@ async def asyncio(
 
     Args:
         x_request_id (str | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -237,6 +255,7 @@ async def asyncio(
     return (
         await asyncio_detailed(
             client=client,
+            body=body,
             x_request_id=x_request_id,
         )
     ).parsed

@@ -7,16 +7,16 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.no_body import NoBody
 from ...models.problem import Problem
 from ...models.trade import Trade
-from ...models.trade_action import TradeAction
 from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     trade_id: UUID,
     *,
-    body: TradeAction | Unset = UNSET,
+    body: NoBody | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def sync_detailed(
     trade_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    body: TradeAction | Unset = UNSET,
+    body: NoBody | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | Trade]:
@@ -152,7 +152,7 @@ def sync_detailed(
         trade_id (UUID):
         idempotency_key (str | Unset):
         x_request_id (str | Unset):
-        body (TradeAction | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -180,7 +180,7 @@ def sync(
     trade_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    body: TradeAction | Unset = UNSET,
+    body: NoBody | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | Trade | None:
@@ -194,7 +194,7 @@ def sync(
         trade_id (UUID):
         idempotency_key (str | Unset):
         x_request_id (str | Unset):
-        body (TradeAction | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -217,7 +217,7 @@ async def asyncio_detailed(
     trade_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    body: TradeAction | Unset = UNSET,
+    body: NoBody | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | Trade]:
@@ -231,7 +231,7 @@ async def asyncio_detailed(
         trade_id (UUID):
         idempotency_key (str | Unset):
         x_request_id (str | Unset):
-        body (TradeAction | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -257,7 +257,7 @@ async def asyncio(
     trade_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    body: TradeAction | Unset = UNSET,
+    body: NoBody | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | Trade | None:
@@ -271,7 +271,7 @@ async def asyncio(
         trade_id (UUID):
         idempotency_key (str | Unset):
         x_request_id (str | Unset):
-        body (TradeAction | Unset):
+        body (NoBody | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -5,11 +5,11 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 
-T = TypeVar("T", bound="TradeAction")
+T = TypeVar("T", bound="NoBody")
 
 
 @_attrs_define
-class TradeAction:
+class NoBody:
     def to_dict(self) -> dict[str, Any]:
 
         field_dict: dict[str, Any] = {}
@@ -18,6 +18,6 @@ class TradeAction:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        trade_action = cls()
+        no_body = cls()
 
-        return trade_action
+        return no_body

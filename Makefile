@@ -47,7 +47,8 @@ openapi: $(VENV)/.dev
 		$(VENV)/bin/flask --app wsgi spec write openapi.yaml
 	rm -rf clients/python
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/openapi-python-client generate --path openapi.yaml \
-		--config clients/openapi-python-client.yaml --meta pdm --fail-on-warning --output-path clients/python
+		--config clients/openapi-python-client.yaml \
+		--custom-template-path clients/templates --meta pdm --fail-on-warning --output-path clients/python
 
 ## The OWASP contract scan alone (make test runs it too).
 spectral: node_modules/.installed

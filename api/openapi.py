@@ -59,7 +59,7 @@ class ProblemSchema(ma.Schema):
     )
     detail = ma.fields.String(required=True, metadata={"maxLength": 2000, "pattern": PLAIN_TEXT})
     # Absent only when the server refused the request before the app saw it (gunicorn's
-    # 400/414/431: security/headers.raw_problem), which has no path or id to give.
+    # 400/414/417/431: security/headers.raw_problem), which has no path or id to give.
     instance = ma.fields.String(
         metadata={"maxLength": MAX_PATH_LENGTH, "pattern": "^/", "description": "The request path."}
     )
@@ -295,7 +295,7 @@ def _problem_headers(status: str) -> dict[str, str]:
     """What a problem answer may carry (each only where it applies): the request id and CORS
     always; under /api/v1 the rate-limit headers (counted before the answer was known) and, on a
     private path, Cache-Control: no-store; a 4xx to a keyed POST may be a replay; 401 challenges;
-    409 (a keyed request still in progress) and 429 say when to retry."""
+    409 (a keyed request still in progress), 429 and 503 say when to retry."""
     headers = {REQUEST_ID: REQUEST_ID, CORS_HEADER: CORS_HEADER}
     headers |= {name: name for name in RATE_LIMIT_HEADERS}
     headers["Cache-Control"] = NO_STORE

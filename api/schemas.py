@@ -53,7 +53,7 @@ class NoBodySchema(BaseSchema):
 class ResponseSchema(BaseSchema):
     """What the server sends: every field is in every body it answers, so the OpenAPI document
     lists them all as `required` and a generated client types them as present. A value that can
-    be missing is sent as null (`allow_none`, documented `nullable`), never left out."""
+    be missing is sent as null (`allow_none`, documented as a `"null"` type), never left out."""
 
     def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:  # noqa: ARG002
         field_obj.required = True

@@ -27,6 +27,7 @@ from tests.server import ROOT, GunicornServer, hermetic_environ, log_problems, r
 
 CLIENT = ROOT / "clients" / "python"
 CONFIG = ROOT / "clients" / "openapi-python-client.yaml"
+TEMPLATES = ROOT / "clients" / "templates"  # our README.md.jinja over the generator's own
 EXAMPLES = ROOT / "clients" / "examples"
 BIN = Path(sys.executable).parent  # the venv's: the pinned generator, ruff for its post hooks, pip
 GENERATOR = BIN / "openapi-python-client"
@@ -44,6 +45,8 @@ def generator_command(output: Path) -> list[str]:
         "openapi.yaml",
         "--config",
         str(CONFIG.relative_to(ROOT)),
+        "--custom-template-path",
+        str(TEMPLATES.relative_to(ROOT)),
         "--meta",
         "pdm",
         "--fail-on-warning",

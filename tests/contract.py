@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +41,34 @@ _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 @functools.cache
-def _spec() -> dict[str, Any]:
-    spec: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text())
-    return spec
+def spec() -> dict[str, Any]:
+    """openapi.yaml, parsed once for the whole run (tests read it, never change it)."""
+    document: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text())
+    return document
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(path, method, operation) for every operation of a document (a path item's shared
+    `parameters` is not one)."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield path, method, operation
 
 
 def declared_headers(path: str, method: str, status: int) -> set[str] | None:
     """The header names openapi.yaml declares for an operation's status (lower case), or None
     when it declares no such operation or status (the status checks of Schemathesis and
     tests/test_openapi.py cover those)."""
-    spec = _spec()
-    operation = spec["paths"].get(path, {}).get(method.lower())
+    document = spec()
+    operation = document["paths"].get(path, {}).get(method.lower())
     if operation is None:
         return None
     response = operation["responses"].get(str(status))
     if response is None:
         return None
     if "$ref" in response:
-        response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+        response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
     return {name.lower() for name in response.get("headers", {})}
 
 

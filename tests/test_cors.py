@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import yaml
-
-from tests.contract import SPEC_FILE
+from tests.contract import operations, spec
 
 ORIGIN = "https://app.resistance.example"
 ME = "/api/v1/auth/me"
@@ -59,17 +57,16 @@ def test_no_origin_gets_no_cors_headers(make_app, make):
 
 def _declared_headers() -> tuple[set[str], set[str]]:
     """(request headers, response headers) openapi.yaml declares anywhere, lower case."""
-    spec = yaml.safe_load(SPEC_FILE.read_text())
-    requests = {p["name"].lower() for p in spec["components"]["parameters"].values() if p["in"] == "header"}
+    document = spec()
+    parameters = document["components"]["parameters"].values()
+    requests = {p["name"].lower() for p in parameters if p["in"] == "header"}
     responses = {
         name.lower()
-        for item in spec["paths"].values()
-        for method, operation in item.items()
-        if method != "parameters"
+        for _path, _method, operation in operations(document)
         for response in operation["responses"].values()
         for name in response.get("headers", {})
     }
-    for response in spec["components"]["responses"].values():
+    for response in document["components"]["responses"].values():
         responses |= {name.lower() for name in response.get("headers", {})}
     return requests | {"authorization", "content-type"}, responses
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 from apispec import APISpec
@@ -18,9 +17,9 @@ from api.openapi import (
     app_api,
     register_security_scheme,
 )
+from tests import contract
 from tests.conftest import assert_problem
 
-HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 PUBLIC_OPERATIONS = {
     ("/api/v1/auth/register", "post"),
     ("/api/v1/auth/login", "post"),
@@ -142,17 +141,10 @@ def test_openapi_json_declares_bearer_jwt_scheme(client):
     assert spec["security"] == [{BEARER_SCHEME: []}]
 
 
-def _operations(spec: dict[str, Any]):
-    for path, item in spec["paths"].items():
-        for method, operation in item.items():
-            if method in HTTP_METHODS:
-                yield path, method, operation
-
-
 def test_openapi_every_operation_documents_401_unless_public(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     public = set()
-    for path, method, operation in _operations(spec):
+    for path, method, operation in contract.operations(spec):
         if operation.get("security") == []:
             public.add((path, method))
             assert ("401" in operation["responses"]) == ((path, method) in PUBLIC_WITH_401), (path, method)
@@ -168,7 +160,7 @@ def test_openapi_every_operation_documents_problem_responses(client):
         content = spec["components"]["responses"][name]["content"]
         assert list(content) == ["application/problem+json"]
     assert "Problem" in spec["components"]["schemas"]
-    for path, method, operation in _operations(spec):
+    for path, method, operation in contract.operations(spec):
         responses = operation["responses"]
         if path == "/metrics":  # its own token: 401 without it, 404 while METRICS_TOKEN is unset
             assert {"401", "404", "500"} <= set(responses) and "422" not in responses

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from flask import Flask, request
 from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
@@ -30,12 +29,10 @@ from api import metrics
 from api.robots.client import fetch
 from security.permissions import public
 from tests.conftest import PASSWORD, SECRET, assert_problem
-from tests.contract import SPEC_FILE
+from tests.contract import spec
 from tests.robot_stub import RobotStub
 from tests.server import ADMIN_PASSWORD, GunicornServer, at_once, log_problems, server_environ, statuses
 from tests.test_robots_client import unused_url
-
-SPEC = yaml.safe_load(SPEC_FILE.read_text())
 
 TOKEN = "metrics-token-" + "Zr7Kq2Vw9Xm4" * 3
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -162,7 +159,7 @@ def test_metrics_with_the_token_is_prometheus_text_never_stored(metrics_app):
     assert expected.items() <= families.items()
     assert "_created" not in response.text  # same shape as the multiprocess output
     # The body the document promises: printable ASCII lines (a HELP text once held "§").
-    declared = SPEC["paths"]["/metrics"]["get"]["responses"]["200"]["content"][CONTENT_TYPE]["schema"]
+    declared = spec()["paths"]["/metrics"]["get"]["responses"]["200"]["content"][CONTENT_TYPE]["schema"]
     assert re.fullmatch(declared["pattern"], response.text), "a byte outside the declared pattern"
 
 

@@ -8,17 +8,15 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from api.schemas import UTCDateTimeField, rfc3339_utc
 from tests.conftest import PASSWORD
-from tests.contract import declared_headers, undeclared_headers
+from tests.contract import declared_headers, operations, spec, undeclared_headers
 
-SPEC = yaml.safe_load((Path(__file__).resolve().parent.parent / "openapi.yaml").read_text())
+SPEC = spec()
 SCHEMAS = SPEC["components"]["schemas"]
 # One side of a trade names only the items it trades (1-4 of them): a map, not a record.
 PARTIAL_RESPONSE_SCHEMAS = {"TradeItems"}
@@ -41,9 +39,7 @@ def _response_schemas() -> set[str]:
     """Every component schema a 2xx body uses, directly or nested."""
     pending = [
         name
-        for item in SPEC["paths"].values()
-        for method, operation in item.items()
-        if method != "parameters"
+        for _path, _method, operation in operations(SPEC)
         for status, response in operation["responses"].items()
         if status.startswith("2")
         for name in _referenced(response.get("content", {}))
@@ -162,17 +158,14 @@ def test_the_contract_client_catches_an_undeclared_header(client, make):
 def test_statuses_any_operation_can_meet_are_declared_on_each():
     """What the server answers anywhere is in every operation's responses, so a generated
     client parses it as a Problem instead of raising on an unexpected status."""
-    for path, item in SPEC["paths"].items():
-        for method, operation in item.items():
-            if method == "parameters":
-                continue
-            declared = set(operation["responses"])
-            assert {"400", "414", "417", "431", "500"} <= declared, (method, path)
-            if path.startswith("/api/v1/"):  # a dependency down (failover): retry with the same key
-                assert "503" in declared, (method, path)
-                assert "retry-after" in declared_headers(path, method, 503)
-            if method in {"post", "put", "patch", "delete"}:  # a body is judged on each
-                assert {"413", "415"} <= declared, (method, path)
+    for path, method, operation in operations(SPEC):
+        declared = set(operation["responses"])
+        assert {"400", "414", "417", "431", "500"} <= declared, (method, path)
+        if path.startswith("/api/v1/"):  # a dependency down (failover): retry with the same key
+            assert "503" in declared, (method, path)
+            assert "retry-after" in declared_headers(path, method, 503)
+        if method in {"post", "put", "patch", "delete"}:  # a body is judged on each
+            assert {"413", "415"} <= declared, (method, path)
 
 
 @pytest.mark.parametrize(
@@ -192,10 +185,9 @@ def test_timestamps_are_rfc3339_utc_whatever_the_year(moment, text):
 def test_every_body_method_declares_its_body():
     """POST, PUT, PATCH and DELETE all read a body (security/bodies.py): each operation says what
     it takes, NoBody where nothing, so a field sent is never silently dropped."""
-    for path, item in SPEC["paths"].items():
-        for method, operation in item.items():
-            if method in {"post", "put", "patch", "delete"}:
-                assert "requestBody" in operation, (method, path)
+    for path, method, operation in operations(SPEC):
+        if method in {"post", "put", "patch", "delete"}:
+            assert "requestBody" in operation, (method, path)
 
 
 def test_operations_that_take_no_body_refuse_a_field(client, make, admin):

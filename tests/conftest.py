@@ -65,6 +65,13 @@ def postgres_problem(url: str) -> str | None:
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://127.0.0.1:5432/test"
 
 
+def sqlite_pass_only(what: str) -> None:
+    """Skip in the PostgreSQL pass a test that does not depend on the database under test: it
+    already ran, the same, in the SQLite pass."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip(f"{what} runs in the SQLite pass only: it does not depend on the database under test")
+
+
 def missing_service(message: str) -> NoReturn:
     """Skip the test for a service this machine lacks, or fail it under REQUIRE_SERVICES=1 (CI)."""
     if os.environ.get("REQUIRE_SERVICES") == "1":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sqlite_pass_only
 from tests.server import hermetic_environ, run_to_exit
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.slow]
@@ -49,8 +50,7 @@ def _is_number(value: object) -> bool:
 
 
 def test_bench_quick_reports_every_scenario(tmp_path: Path):
-    if os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("the benchmark's test runs in the SQLite pass only")
+    sqlite_pass_only("the benchmark's test")
     _require_wrk()
     command = [sys.executable, "-m", "bench.run", "--quick", "--database", "sqlite", "--out", str(tmp_path)]
     result = run_to_exit(command, hermetic_environ(), timeout=TIME_LIMIT)
@@ -90,8 +90,7 @@ def test_bench_quick_reports_every_scenario(tmp_path: Path):
 
 
 def test_bench_skip_load_runs_only_the_scale_run(tmp_path: Path):
-    if os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("the benchmark's test runs in the SQLite pass only")
+    sqlite_pass_only("the benchmark's test")
     command = [
         *(sys.executable, "-m", "bench.run", "--quick", "--skip-load", "--database", "sqlite"),
         *("--out", str(tmp_path)),

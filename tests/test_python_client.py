@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import missing_service
+from tests.conftest import missing_service, sqlite_pass_only
 from tests.server import ROOT, GunicornServer, hermetic_environ, log_problems, run_to_exit, server_environ
 
 CLIENT = ROOT / "clients" / "python"
@@ -99,8 +99,7 @@ def drift(committed: dict[str, bytes], generated: dict[str, bytes]) -> list[str]
 
 
 def test_clients_python_is_what_the_generator_makes_of_openapi_yaml(tmp_path: Path):
-    if os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("the client's drift test runs in the SQLite pass only (it reads no database)")
+    sqlite_pass_only("the client's drift test")
     require_generator()
     output = tmp_path / "python"
     result = run_to_exit(generator_command(output), tool_environ(), timeout=60)

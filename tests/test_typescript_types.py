@@ -13,9 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import missing_service
+from tests.conftest import missing_service, sqlite_pass_only
 from tests.server import ROOT, hermetic_environ, run_to_exit
 
 NODE_BIN = ROOT / "node_modules" / ".bin"
@@ -26,8 +24,7 @@ TIMEOUT_SECONDS = 60
 
 
 def test_openapi_typescript_types_accept_the_readme_bodies(tmp_path: Path):
-    if os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("the TypeScript types check runs in the SQLite pass only (it reads no database)")
+    sqlite_pass_only("the TypeScript types check")
     missing = [path.name for path in (OPENAPI_TYPESCRIPT, TSC) if not path.exists()]
     if missing:
         missing_service(

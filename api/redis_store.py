@@ -94,17 +94,18 @@ def sentinel_parts(url: str) -> dict[str, Any]:
         if match is None or not 0 < int(match["port"]) < 65536:
             raise ValueError("names each sentinel as host:port, separated by commas")
         sentinels.append((match["ipv6"] or match["host"], int(match["port"])))
-    path = parts.path.removeprefix("/").removesuffix("/").split("/")
-    if not _SERVICE_DB.fullmatch("/".join(path)):
+    service_db = parts.path.removeprefix("/").removesuffix("/")
+    if not _SERVICE_DB.fullmatch(service_db):
         raise ValueError(
             "must end with /service or /service/db: the name the sentinels monitor (letters, digits,"
             " '.', '_', '-') and a database number"
         )
+    service, _, db = service_db.partition("/")
     username, _, password = credentials.partition(":") if credentials else ("", "", "")
     return {
         "sentinels": sentinels,
-        "service": path[0],
-        "db": int(path[1]) if len(path) == 2 else 0,
+        "service": service,
+        "db": int(db) if db else 0,
         "username": unquote(username) or None,
         "password": unquote(password) or None,
     }
